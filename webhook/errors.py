@@ -1,0 +1,34 @@
+"""The exceptions Bulwark raises, in one small tree.
+
+    BulwarkError                 anything Bulwark itself reports to a person
+    ├── ConfigError              the configuration file is unreadable or invalid
+    ├── BadReview                an HTTP body is not a usable AdmissionReview (HTTP 400)
+    ├── ManifestError            a manifest given to `evaluate` cannot be read (exit 2)
+    └── CertificateError         a certificate or key cannot be made, read or used
+
+Third-party errors (pydantic, yaml, ssl, kubernetes.client.ApiException) are translated
+into these where they enter: the configuration loader, the review decoder, the manifest
+reader, the certificate store and the Kubernetes edge.
+"""
+
+from __future__ import annotations
+
+
+class BulwarkError(Exception):
+    """An error with a message meant for the person running Bulwark."""
+
+
+class ConfigError(BulwarkError):
+    """The configuration cannot be used; the message names the key."""
+
+
+class BadReview(BulwarkError):
+    """The request body is not an AdmissionReview Bulwark can answer."""
+
+
+class ManifestError(BulwarkError):
+    """A manifest cannot be read; the message names the file, document and line."""
+
+
+class CertificateError(BulwarkError):
+    """A certificate or key cannot be made, read or served."""

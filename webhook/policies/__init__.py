@@ -1,0 +1,1 @@
+"""Validating policies, one module each. The engine lists them in `webhook.admission.POLICIES`."""

@@ -1,0 +1,116 @@
+"""AdmissionReview, `admission.k8s.io/v1` and `v1beta1`: decoding requests, encoding replies.
+
+The two versions share one shape; the reply is written in the version the request came in,
+as the API server requires (https://kubernetes.io/docs/reference/access-authn-authz/
+extensible-admission-controllers/#response). Unknown fields are ignored so that a newer
+API server's additions never turn into 400s.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from webhook.errors import BadReview
+from webhook.verdict import Verdict
+
+API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
+Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+class GroupVersionKind(_Model):
+    group: str = ""
+    version: str = ""
+    kind: str
+
+
+class GroupVersionResource(_Model):
+    group: str = ""
+    version: str = ""
+    resource: str
+
+
+class UserInfo(_Model):
+    username: str = ""
+    uid: str = ""
+    groups: list[str] = Field(default_factory=list)
+
+
+class AdmissionRequest(_Model):
+    uid: str = Field(min_length=1)
+    kind: GroupVersionKind
+    resource: GroupVersionResource
+    sub_resource: str = Field("", alias="subResource")
+    name: str = ""
+    namespace: str = ""
+    operation: Operation
+    user_info: UserInfo = Field(default_factory=UserInfo, alias="userInfo")
+    object: dict[str, Any] | None = None
+    old_object: dict[str, Any] | None = Field(None, alias="oldObject")
+    dry_run: bool = Field(False, alias="dryRun")
+
+
+class AdmissionReview(_Model):
+    api_version: Literal["admission.k8s.io/v1", "admission.k8s.io/v1beta1"] = Field(
+        alias="apiVersion"
+    )
+    kind: Literal["AdmissionReview"]
+    request: AdmissionRequest
+
+
+def decode_review(body: bytes) -> AdmissionReview:
+    """The AdmissionReview in `body`, or BadReview naming what is wrong with it."""
+    try:
+        return AdmissionReview.model_validate_json(body)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        if first["type"].startswith("json_"):
+            raise BadReview(f"the body is not valid JSON: {first['msg']}") from None
+        raise BadReview(
+            f"not an AdmissionReview ({', '.join(API_VERSIONS)}): {where}: {first['msg']}"
+        ) from None
+
+
+def _status_message(verdict: Verdict, request: AdmissionRequest) -> str:
+    if not verdict.violations:
+        return verdict.reason
+    obj = request.object or {}
+    kind = request.kind.kind
+    name = request.name or obj.get("metadata", {}).get("name", "") or "(unnamed)"
+    where = f"{kind} {request.namespace}/{name}" if request.namespace else f"{kind} {name}"
+    details = "; ".join(f"[{v.policy}/{v.check}] {v.message}" for v in verdict.violations)
+    return f"{where} was denied by Bulwark: {details}"
+
+
+def encode_response(
+    review: AdmissionReview, verdict: Verdict, *, with_patch: bool
+) -> dict[str, Any]:
+    """The AdmissionReview reply for `verdict`, in the request's apiVersion.
+
+    Validating replies never carry a patch; mutating replies carry one only when it is
+    not empty (an empty JSONPatch is legal but makes the API server do needless work).
+    """
+    response: dict[str, Any] = {"uid": review.request.uid, "allowed": verdict.allowed}
+    if not verdict.allowed:
+        response["status"] = {
+            "code": 403,
+            "reason": "Forbidden",
+            "message": _status_message(verdict, review.request),
+        }
+    if verdict.warnings:
+        response["warnings"] = verdict.warnings
+    annotations = verdict.audit_annotations()
+    if annotations:
+        response["auditAnnotations"] = annotations
+    if with_patch and verdict.patch:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(orjson.dumps(verdict.patch)).decode("ascii")
+    return {"apiVersion": review.api_version, "kind": "AdmissionReview", "response": response}

@@ -1,0 +1,132 @@
+"""The vocabulary shared by the engine, the policies and the mutations.
+
+A policy reads an object and returns `Violation`s; a mutation reads an object and returns
+JSON Patch operations; the engine folds both into one `Verdict`. Nothing here knows about
+HTTP, TLS or the Kubernetes client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+
+if TYPE_CHECKING:
+    from webhook.config import Settings
+    from webhook.review import AdmissionRequest
+
+Object = Mapping[str, Any]
+PatchOperation = dict[str, Any]
+Enforcement = Literal["deny", "warn", "audit"]
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One broken rule, phrased for the person who has to fix it.
+
+    `subject` says what the violation is about in words that survive reordering
+    (`container "sidecar"`, `pod`, `host "b.example.com"`); an UPDATE is denied only for
+    violations whose (policy, check, subject) the old object did not already have.
+    """
+
+    policy: str
+    check: str
+    message: str
+    path: str
+    subject: str = ""
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        return (self.policy, self.check, self.subject or self.path)
+
+    def as_dict(self) -> dict[str, str]:
+        return {"policy": self.policy, "check": self.check, "message": self.message, "path": self.path}
+
+
+class RoleSource(Protocol):
+    """Where the rbac-binding policy finds the rules of the role a binding references."""
+
+    def rules(self, kind: str, namespace: str, name: str) -> Sequence[Object] | None:
+        """The role's rules, or None when the role is not known."""
+
+    def complete(self) -> bool:
+        """Whether a missing role is truly absent (False: the source could not be read)."""
+
+
+class NoRoles:
+    """A role source that knows no roles: every binding is judged by its role's name."""
+
+    def rules(self, kind: str, namespace: str, name: str) -> Sequence[Object] | None:
+        return None
+
+    def complete(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyContext:
+    """What a policy may know besides the object itself."""
+
+    request: AdmissionRequest
+    settings: Settings
+    namespace: str
+    name: str
+    roles: RoleSource
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        """Add a warning that is returned whatever the verdict (e.g. a role not found)."""
+        self.warnings.append(message)
+
+
+class Policy(Protocol):
+    """A validating rule set such as pod-security; one module each under `webhook.policies`."""
+
+    name: ClassVar[str]
+
+    def applies_to(self, request: AdmissionRequest) -> bool:
+        """Whether this policy judges requests for this kind of resource."""
+
+    def check(self, obj: Object, context: PolicyContext) -> list[Violation]:
+        """Every violation in `obj`; an empty list admits it."""
+
+
+class Mutation(Protocol):
+    """A defaulting rule set such as pod-defaults; one module each under `webhook.mutation`."""
+
+    name: ClassVar[str]
+
+    def applies_to(self, request: AdmissionRequest) -> bool:
+        """Whether this mutation edits requests for this kind of resource and operation."""
+
+    def patch(self, obj: Object, context: PolicyContext) -> list[PatchOperation]:
+        """The RFC 6902 operations that apply this mutation's defaults to `obj`."""
+
+
+@dataclass(slots=True)
+class Verdict:
+    """The engine's answer to one admission request."""
+
+    allowed: bool = True
+    violations: list[Violation] = field(default_factory=list)  # the ones that deny
+    warned: list[Violation] = field(default_factory=list)
+    audited: list[Violation] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    patch: list[PatchOperation] = field(default_factory=list)
+    failed_policies: list[tuple[str, BaseException]] = field(default_factory=list)
+    reason: str = ""
+
+    @property
+    def all_violations(self) -> list[Violation]:
+        return [*self.violations, *self.warned, *self.audited]
+
+    def audit_annotations(self) -> dict[str, str]:
+        """`auditAnnotations` keys; the API server prefixes each with the webhook's name."""
+        annotations: dict[str, str] = {}
+        for violation in self.audited:
+            key = f"{violation.policy}.{violation.check}"
+            previous = annotations.get(key)
+            annotations[key] = (
+                violation.message if previous is None else f"{previous}; {violation.message}"
+            )
+        return annotations
