@@ -126,7 +126,9 @@ def validate(
     if verdict.violations:
         verdict.allowed = False
     if verdict.allowed and not verdict.reason:
-        verdict.reason = "no policy found a violation" if not verdict.warned else "admitted with warnings"
+        verdict.reason = (
+            "no policy found a violation" if not verdict.warned else "admitted with warnings"
+        )
     return verdict
 
 

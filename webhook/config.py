@@ -27,7 +27,7 @@ class _Strict(BaseModel):
 
 class PodSecuritySettings(_Strict):
     default_level: Level = Field("baseline", alias="defaultLevel")
-    namespaces: dict[str, Level] = Field(default_factory=lambda: {"kube-system": "privileged"})
+    namespaces: dict[str, Level] = Field(default_factory=lambda: {"kube-system": "privileged"})  # type: ignore[arg-type]
 
     def level_for(self, namespace: str) -> Level:
         return self.namespaces.get(namespace, self.default_level)
@@ -72,11 +72,14 @@ class ResourceDefaults(_Strict):
     def _requests_within_limits(self) -> ResourceDefaults:
         for resource in ("cpu", "memory"):
             request, limit = getattr(self.requests, resource), getattr(self.limits, resource)
-            if request is not None and limit is not None:
-                if parse_quantity(request) > parse_quantity(limit):
-                    raise ValueError(
-                        f"the default {resource} request {request} is above the limit {limit}"
-                    )
+            if (
+                request is not None
+                and limit is not None
+                and parse_quantity(request) > parse_quantity(limit)
+            ):
+                raise ValueError(
+                    f"the default {resource} request {request} is above the limit {limit}"
+                )
         return self
 
 
@@ -132,7 +135,9 @@ def settings_from_mapping(data: Any, *, source: str = "configuration") -> Settin
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: the configuration must be a mapping, not {type(data).__name__}")
+        raise ConfigError(
+            f"{source}: the configuration must be a mapping, not {type(data).__name__}"
+        )
     try:
         return Settings.model_validate(data)
     except ValidationError as error:

@@ -86,7 +86,7 @@ def _status_message(verdict: Verdict, request: AdmissionRequest) -> str:
     kind = request.kind.kind
     name = request.name or obj.get("metadata", {}).get("name", "") or "(unnamed)"
     where = f"{kind} {request.namespace}/{name}" if request.namespace else f"{kind} {name}"
-    details = "; ".join(f"[{v.policy}/{v.check}] {v.message}" for v in verdict.violations)
+    details = "; ".join(f"[{v.policy}/{v.check}] {v.path}: {v.message}" for v in verdict.violations)
     return f"{where} was denied by Bulwark: {details}"
 
 

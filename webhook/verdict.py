@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from webhook.config import Settings
@@ -40,7 +40,12 @@ class Violation:
         return (self.policy, self.check, self.subject or self.path)
 
     def as_dict(self) -> dict[str, str]:
-        return {"policy": self.policy, "check": self.check, "message": self.message, "path": self.path}
+        return {
+            "policy": self.policy,
+            "check": self.check,
+            "message": self.message,
+            "path": self.path,
+        }
 
 
 class RoleSource(Protocol):
@@ -82,7 +87,7 @@ class PolicyContext:
 class Policy(Protocol):
     """A validating rule set such as pod-security; one module each under `webhook.policies`."""
 
-    name: ClassVar[str]
+    name: str
 
     def applies_to(self, request: AdmissionRequest) -> bool:
         """Whether this policy judges requests for this kind of resource."""
@@ -94,7 +99,7 @@ class Policy(Protocol):
 class Mutation(Protocol):
     """A defaulting rule set such as pod-defaults; one module each under `webhook.mutation`."""
 
-    name: ClassVar[str]
+    name: str
 
     def applies_to(self, request: AdmissionRequest) -> bool:
         """Whether this mutation edits requests for this kind of resource and operation."""

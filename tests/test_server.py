@@ -1,0 +1,307 @@
+"""`bulwark serve` as the API server meets it: a real process behind a real TLS socket."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+
+from tests.live import LiveServer, live_server
+from tests.reviews import pod, review
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    with live_server(tmp_path_factory.mktemp("serve"), "--max-body-bytes", "65536") as live:
+        yield live
+
+
+@pytest.fixture
+def client(server: LiveServer) -> Iterator[httpx.Client]:
+    with server.client() as http:
+        yield http
+
+
+def _response(http: httpx.Client, path: str, body: object) -> dict[str, object]:
+    reply = http.post(path, json=body)
+    assert reply.status_code == 200, reply.text
+    answer: dict[str, object] = reply.json()
+    return answer
+
+
+@pytest.mark.parametrize("api_version", ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"])
+def test_privileged_pod_is_denied_in_the_request_api_version(
+    client: httpx.Client, api_version: str
+) -> None:
+    """A privileged pod is denied with 403, the uid echoed, in the version it was asked in."""
+    body = review(pod(privileged=True), api_version=api_version, uid="uid-1")
+    answer = _response(client, "/validate", body)
+    assert answer["apiVersion"] == api_version
+    assert answer["kind"] == "AdmissionReview"
+    response = answer["response"]
+    assert isinstance(response, dict)
+    assert response["uid"] == "uid-1"
+    assert response["allowed"] is False
+    assert response["status"]["code"] == 403
+    message = response["status"]["message"]
+    assert "spec.containers[0].securityContext.privileged" in message
+    assert "Pod team-a/web" in message
+    assert "set it to false" in message
+    assert "patch" not in response
+    assert "patchType" not in response
+
+
+def test_plain_pod_is_admitted_without_a_patch_on_validate(client: httpx.Client) -> None:
+    """A validating reply never carries a patch, even for a pod the mutation would default."""
+    response = _response(client, "/validate", review(pod()))["response"]
+    assert response == {"uid": response["uid"], "allowed": True}  # type: ignore[index]
+
+
+def test_delete_with_a_null_object_is_admitted(client: httpx.Client) -> None:
+    """DELETE carries only oldObject; it is admitted on both webhooks, uid echoed."""
+    body = review(None, operation="DELETE", old=pod(privileged=True), uid="del-1")
+    for path in ("/validate", "/mutate"):
+        response = _response(client, path, body)["response"]
+        assert response == {"uid": "del-1", "allowed": True}
+
+
+def test_status_subresource_write_of_a_privileged_pod_is_admitted(client: httpx.Client) -> None:
+    """The kubelet's status writes on an existing privileged pod never get stuck."""
+    old = pod(privileged=True)
+    body = review(pod(privileged=True), operation="UPDATE", old=old, sub_resource="status")
+    assert _response(client, "/validate", body)["response"]["allowed"] is True  # type: ignore[index]
+    assert "patch" not in _response(client, "/mutate", body)["response"]  # type: ignore[operator]
+
+
+def test_update_that_only_adds_a_label_to_a_privileged_pod_is_admitted(
+    client: httpx.Client,
+) -> None:
+    """A violation the old object already had does not block an unrelated update."""
+    new = pod(privileged=True)
+    new["metadata"]["labels"] = {"team": "a"}
+    body = review(new, operation="UPDATE", old=pod(privileged=True))
+    assert _response(client, "/validate", body)["response"]["allowed"] is True  # type: ignore[index]
+
+
+def test_malformed_json_is_a_400_with_a_json_error(client: httpx.Client) -> None:
+    """A truncated body is a client error that says what is wrong, not a crash."""
+    reply = client.post(
+        "/validate", content=b'{"apiVersion": "admission.k8s.io/v1", "request": {"uid": ',
+        headers={"content-type": "application/json"},
+    )  # fmt: skip
+    assert reply.status_code == 400
+    assert "not valid JSON" in reply.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        pytest.param({"kind": "AdmissionReview"}, "apiVersion", id="no-api-version"),
+        pytest.param(
+            {"apiVersion": "admission.k8s.io/v2", "kind": "AdmissionReview", "request": {}},
+            "apiVersion",
+            id="unknown-version",
+        ),
+        pytest.param(
+            {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"},
+            "request",
+            id="no-request",
+        ),
+        pytest.param(
+            review(pod(), uid="x") | {"request": {"uid": "x"}}, "request.kind", id="no-kind"
+        ),
+        pytest.param([1, 2, 3], "AdmissionReview", id="a-list"),
+    ],
+)
+def test_a_body_that_is_not_an_admission_review_is_a_400(
+    client: httpx.Client, body: object, needle: str
+) -> None:
+    """Each way of not being an AdmissionReview is a 400 naming the missing piece."""
+    reply = client.post("/mutate", json=body)
+    assert reply.status_code == 400
+    assert needle in reply.json()["error"]
+
+
+def test_a_non_json_content_type_is_a_415(client: httpx.Client) -> None:
+    """The API server always sends JSON; anything else is refused before it is read."""
+    reply = client.post("/validate", content=b"a: b", headers={"content-type": "text/yaml"})
+    assert reply.status_code == 415
+    assert "application/json" in reply.json()["error"]
+
+
+def test_an_oversized_body_is_a_413_from_its_content_length(client: httpx.Client) -> None:
+    """A declared length over the limit is refused before the body is read."""
+    body = json.dumps(review(pod(), uid="big") | {"padding": "x" * 70000}).encode()
+    reply = client.post("/validate", content=body, headers={"content-type": "application/json"})
+    assert reply.status_code == 413
+    assert "limit" in reply.json()["error"]
+
+
+def test_an_oversized_chunked_body_is_a_413_while_streaming(client: httpx.Client) -> None:
+    """A body without Content-Length is counted as it arrives and cut off at the limit."""
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"apiVersion": "admission.k8s.io/v1", "padding": "'
+        for _ in range(100):
+            yield b"x" * 4096
+
+    reply = client.post("/validate", content=chunks(), headers={"content-type": "application/json"})
+    assert reply.status_code == 413
+
+
+def test_deeply_nested_json_is_a_400_and_the_server_stays_up(client: httpx.Client) -> None:
+    """Pathological nesting neither crashes nor stalls the server."""
+    body = b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": ' + (
+        b"[" * 50000
+    ) + b"]" * 50000 + b"}"  # fmt: skip
+    started = time.monotonic()
+    reply = client.post("/validate", content=body, headers={"content-type": "application/json"})
+    assert reply.status_code in (400, 413)
+    assert time.monotonic() - started < 5
+    assert client.get("/healthz").status_code == 200
+
+
+def test_unknown_paths_and_methods_answer_json_errors(client: httpx.Client) -> None:
+    """404 and 405 come back as JSON errors like every other client error."""
+    assert client.get("/nope").json() == {"error": "Not Found"}
+    wrong = client.get("/validate")
+    assert wrong.status_code == 405
+    assert "error" in wrong.json()
+
+
+def test_mutate_carries_a_base64_json_patch_only_when_there_is_one(client: httpx.Client) -> None:
+    """Mutating replies have patchType JSONPatch and a decodable patch, or neither."""
+    response = _response(client, "/mutate", review(pod()))["response"]
+    assert isinstance(response, dict)
+    if "patch" in response:
+        assert response["patchType"] == "JSONPatch"
+        assert isinstance(json.loads(base64.b64decode(response["patch"])), list)
+    else:
+        assert "patchType" not in response
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}}
+    response = _response(client, "/mutate", review(deployment, kind="Deployment"))["response"]
+    assert "patch" not in response  # type: ignore[operator]
+
+
+def test_health_readiness_and_metrics_answer(client: httpx.Client) -> None:
+    """Liveness and readiness are 200 once serving; metrics count admissions by outcome."""
+    assert client.get("/healthz").text == "ok"
+    assert client.get("/readyz").status_code == 200
+    _response(client, "/validate", review(pod(privileged=True)))
+    text = client.get("/metrics").text
+    assert 'bulwark_admission_requests_total{allowed="false",kind="Pod"' in text
+    assert "bulwark_admission_duration_seconds_bucket" in text
+    assert 'le="0.0005"' in text
+    assert 'bulwark_policy_violations_total{check="privileged",enforcement="deny"' in text
+
+
+def test_tls_1_1_is_refused(server: LiveServer) -> None:
+    """Only TLS 1.2 and 1.3 are offered."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(server.ca)
+    context.check_hostname = False
+    context.minimum_version = ssl.TLSVersion.TLSv1
+    context.maximum_version = ssl.TLSVersion.TLSv1_1
+    context.set_ciphers("ALL:@SECLEVEL=0")
+    with (
+        socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw,
+        pytest.raises(ssl.SSLError),
+    ):
+        context.wrap_socket(raw, server_hostname="localhost")
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_tls_1_2_and_1_3_handshakes_verify_against_the_generated_ca(
+    server: LiveServer, version: ssl.TLSVersion
+) -> None:
+    """Both modern versions complete a verified handshake for the name localhost."""
+    context = ssl.create_default_context(cafile=server.ca)
+    context.minimum_version = context.maximum_version = version
+    with (
+        socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        assert tls.version() == {"TLSv1_2": "TLSv1.2", "TLSv1_3": "TLSv1.3"}[version.name]
+
+
+def test_the_generated_certificate_names_loopback_and_the_service(server: LiveServer) -> None:
+    """The self-signed pair covers localhost, 127.0.0.1 and the service DNS names."""
+    cert = x509.load_pem_x509_certificate((server.cert_dir / "tls.crt").read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    dns = set(names.get_values_for_type(x509.DNSName))
+    assert {
+        "localhost",
+        "bulwark.bulwark-system.svc",
+        "bulwark.bulwark-system.svc.cluster.local",
+    } <= dns
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert (server.cert_dir / "tls.key").stat().st_mode & 0o777 == 0o600
+    assert "self_signed_certificate_created" in server.log()
+
+
+def test_each_admission_is_logged_once_as_a_json_line(server: LiveServer) -> None:
+    """One canonical structured line per admission, with the request's identity."""
+    with server.client() as http:
+        _response(http, "/validate", review(pod("logged", privileged=True), uid="log-me"))
+    time.sleep(0.2)
+    lines = [json.loads(line) for line in server.log().splitlines() if '"log-me"' in line]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line["event"] == "admission"
+    assert (line["kind"], line["namespace"], line["name"]) == ("Pod", "team-a", "logged")
+    assert (line["operation"], line["user"]) == ("CREATE", "dev-1")
+    assert line["allowed"] is False
+    assert line["violations"] == ["pod-security/privileged"]
+    assert isinstance(line["duration_ms"], float)
+
+
+def test_sigterm_lets_the_request_in_flight_finish_and_exits_zero(tmp_path: Path) -> None:
+    """On SIGTERM the server drains: a slow upload still gets its answer, then exit 0."""
+    server = LiveServer(tmp_path)
+    try:
+        server.wait_ready()
+        body = json.dumps(review(pod(privileged=True), uid="inflight")).encode()
+        answers: list[httpx.Response] = []
+
+        def slow_body() -> Iterator[bytes]:
+            yield body[:100]
+            time.sleep(1.5)  # SIGTERM arrives while the request is half sent
+            yield body[100:]
+
+        def send() -> None:
+            with server.client() as http:
+                answers.append(
+                    http.post("/validate", content=slow_body(),
+                              headers={"content-type": "application/json"})
+                )  # fmt: skip
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        time.sleep(0.5)
+        status = server.terminate()
+        sender.join(10)
+    finally:
+        server.terminate()
+    assert status == 0
+    assert len(answers) == 1
+    assert answers[0].status_code == 200
+    assert answers[0].json()["response"]["uid"] == "inflight"
+    assert '"draining"' in server.log()
+
+
+def test_an_invalid_configuration_stops_serve_with_status_2(tmp_path: Path) -> None:
+    """A bad key in --config is named, and the server never starts."""
+    server = LiveServer(tmp_path, config="podSecurity:\n  defaultLevel: strict\n")
+    status = server.process.wait(30)
+    server.terminate()
+    assert status == 2
+    assert "podSecurity.defaultLevel" in server.log()

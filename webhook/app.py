@@ -1,0 +1,222 @@
+"""The HTTP layer: Starlette routes, body limits, error mapping and the canonical log line.
+
+Two failure channels are kept apart. A call Bulwark cannot answer (not JSON, not an
+AdmissionReview, too large, wrong content type) is an HTTP 4xx with `{"error": ...}`.
+A well-formed review is always answered 200 with an AdmissionReview, even when a policy
+raised: the API server then sees a denial that names the policy, never a broken reply.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from webhook import logs
+from webhook.admission import mutate, validate
+from webhook.config import Settings
+from webhook.errors import BadReview, BulwarkError
+from webhook.metrics import Metrics
+from webhook.podspec import POD_CARRYING_KINDS
+from webhook.review import AdmissionReview, decode_review, encode_response
+from webhook.verdict import NoRoles, RoleSource, Verdict
+
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+JSON_TYPES = ("application/json", "application/json-patch+json")
+# Kinds named in metric labels; anything else is counted as "other" so labels stay bounded.
+KNOWN_KINDS = POD_CARRYING_KINDS | {
+    "Ingress",
+    "IngressRoute",
+    "RoleBinding",
+    "ClusterRoleBinding",
+}
+
+log = logs.get_logger("bulwark.admission")
+
+
+@dataclass
+class ServerState:
+    """What the running server knows beyond its settings; read by /readyz."""
+
+    settings: Settings
+    roles: RoleSource = field(default_factory=NoRoles)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    metrics: Metrics = field(default_factory=Metrics)
+    certificate_ok: Callable[[], bool] = lambda: True
+    roles_synced: Callable[[], bool] = lambda: True
+    draining: bool = False
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def error_response(status: int, message: str) -> Response:
+    return _json(status, {"error": message})
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit`.
+
+    A declared Content-Length is checked before anything is read; a chunked body is
+    counted while it streams, so an oversized upload never sits in memory whole.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise HTTPException(400, "Content-Length is not a number")
+        if int(declared) > limit:
+            raise HTTPException(413, f"the body is {declared} bytes; the limit is {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"the body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _require_json(request: Request) -> None:
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type not in JSON_TYPES:
+        raise HTTPException(415, f"expected Content-Type application/json, got {content_type!r}")
+
+
+def _record(state: ServerState, webhook: str, review: AdmissionReview, verdict: Verdict) -> None:
+    kind = review.request.kind.kind
+    metrics = state.metrics
+    metrics.requests.labels(
+        webhook,
+        review.request.operation,
+        kind if kind in KNOWN_KINDS else "other",
+        "true" if verdict.allowed else "false",
+    ).inc()
+    enforcement = state.settings.enforcement
+    for violation in verdict.all_violations:
+        metrics.violations.labels(
+            violation.policy, violation.check, enforcement.for_policy(violation.policy)
+        ).inc()
+    for policy, error in verdict.failed_policies:
+        metrics.errors.labels(policy).inc()
+        log.error("policy_failed", policy=policy, exc_info=error)
+
+
+def _log_admission(webhook: str, review: AdmissionReview, verdict: Verdict, started: float) -> None:
+    request = review.request
+    metadata = (request.object or request.old_object or {}).get("metadata")
+    name = request.name or (metadata.get("name", "") if isinstance(metadata, dict) else "")
+    log.info(
+        "admission",
+        **{
+            logs.WEBHOOK: webhook,
+            logs.UID: request.uid,
+            logs.KIND: request.kind.kind,
+            logs.NAMESPACE: request.namespace,
+            logs.NAME: name,
+            logs.OPERATION: request.operation,
+            logs.USER: request.user_info.username,
+            logs.ALLOWED: verdict.allowed,
+            logs.VIOLATIONS: [f"{v.policy}/{v.check}" for v in verdict.all_violations],
+            logs.WARNINGS: len(verdict.warnings),
+            logs.PATCH_OPERATIONS: len(verdict.patch),
+            logs.DRY_RUN: request.dry_run,
+            logs.REASON: verdict.reason,
+            logs.DURATION_MS: round((time.perf_counter() - started) * 1000, 3),
+        },
+    )
+
+
+def _admission_endpoint(webhook: str) -> Callable[[Request], Any]:
+    with_patch = webhook == "mutate"
+
+    async def endpoint(request: Request) -> Response:
+        started = time.perf_counter()
+        state: ServerState = request.app.state.bulwark
+        _require_json(request)
+        body = await read_body(request, state.max_body_bytes)
+        review = decode_review(body)
+        with structlog.contextvars.bound_contextvars(uid=review.request.uid, webhook=webhook):
+            if with_patch:
+                verdict = mutate(review.request, state.settings)
+            else:
+                verdict = validate(review.request, state.settings, roles=state.roles)
+            reply = encode_response(review, verdict, with_patch=with_patch)
+            _record(state, webhook, review, verdict)
+            _log_admission(webhook, review, verdict, started)
+        state.metrics.duration.labels(webhook).observe(time.perf_counter() - started)
+        return _json(200, reply)
+
+    return endpoint
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+async def readyz(request: Request) -> Response:
+    state: ServerState = request.app.state.bulwark
+    problems = []
+    if state.draining:
+        problems.append("shutting down")
+    if not state.certificate_ok():
+        problems.append("the served certificate has expired")
+    if not state.roles_synced():
+        problems.append("the role cache has not synced with the API server")
+    if problems:
+        return PlainTextResponse("not ready: " + "; ".join(problems) + "\n", status_code=503)
+    return PlainTextResponse("ok")
+
+
+async def metrics(request: Request) -> Response:
+    state: ServerState = request.app.state.bulwark
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    return error_response(error.status_code, str(error.detail))
+
+
+async def _bad_review(request: Request, error: Exception) -> Response:
+    return error_response(400, str(error))
+
+
+async def _unexpected(request: Request, error: Exception) -> Response:
+    # Reached only by a bug outside the policies (those are caught by the engine).
+    log.error("request_failed", path=request.url.path, exc_info=error)
+    return error_response(500, f"internal error: {type(error).__name__}; see the server log")
+
+
+def create_app(state: ServerState, *, extra_routes: list[Route] | None = None) -> Starlette:
+    """The ASGI application serving the admission, evaluation and health endpoints."""
+    routes = [
+        Route("/validate", _admission_endpoint("validate"), methods=["POST"]),
+        Route("/mutate", _admission_endpoint("mutate"), methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        *(extra_routes or []),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            HTTPException: _http_error,
+            BadReview: _bad_review,
+            BulwarkError: _bad_review,
+            Exception: _unexpected,
+        },
+    )
+    app.state.bulwark = state
+    return app

@@ -1,0 +1,209 @@
+"""Serving: uvicorn over TLS, certificate reload, worker processes and graceful shutdown.
+
+On SIGTERM a worker marks itself not ready, stops accepting connections, lets requests
+in flight finish (up to the drain timeout) and exits 0. With `--workers N` a parent
+process owns the listening socket, starts N workers on it, forwards signals to them and
+replaces a worker that dies unexpectedly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+from webhook import logs
+from webhook.app import DEFAULT_MAX_BODY_BYTES, ServerState, create_app
+from webhook.certs import ensure_serving_pair, service_hosts
+from webhook.config import load_settings
+from webhook.tls import CertificateReloader, server_context
+from webhook.verdict import Object, RoleSource
+
+log = logs.get_logger("bulwark.server")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str = "0.0.0.0"  # noqa: S104 - a webhook in a pod must listen on the pod's address
+    port: int = 8443
+    cert_dir: str = "certs"
+    config_path: str | None = None
+    workers: int = 1
+    log_level: str = "info"
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    drain_seconds: float = 20.0
+    cert_poll_seconds: float = 5.0
+    kubeconfig: str | None = None
+    service: str = "bulwark"
+    namespace: str = "bulwark-system"
+
+
+class UnreadableRoles:
+    """The role source when no cluster is configured: every lookup says it could not read."""
+
+    def rules(self, kind: str, namespace: str, name: str) -> list[Object] | None:
+        return None
+
+    def complete(self) -> bool:
+        return False
+
+
+class _DrainingServer(uvicorn.Server):
+    """A uvicorn server that fails readiness the moment it is asked to stop."""
+
+    def __init__(self, config: uvicorn.Config, state: ServerState) -> None:
+        super().__init__(config)
+        self.bulwark_state = state
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if not self.bulwark_state.draining:
+            log.info("draining", signal=signal.Signals(sig).name)
+        self.bulwark_state.draining = True
+        super().handle_exit(sig, frame)
+
+
+def _role_source(options: ServeOptions) -> tuple[RoleSource, Any]:
+    """The role cache when a cluster is reachable by configuration, else a blind source."""
+    if options.kubeconfig is None and "KUBERNETES_SERVICE_HOST" not in os.environ:
+        log.info("role_cache_disabled", reason="no --kubeconfig and not running in a cluster")
+        return UnreadableRoles(), None
+    from webhook.kube import role_cache_from_kubeconfig  # the kubernetes client loads slowly
+
+    cache = role_cache_from_kubeconfig(options.kubeconfig)
+    return cache, cache
+
+
+def build_worker(options: ServeOptions) -> tuple[Starlette, uvicorn.Config, ServerState]:
+    """The application and uvicorn configuration one worker process serves."""
+    settings = load_settings(options.config_path)
+    context = server_context()
+    reloader = CertificateReloader(context, options.cert_dir, interval=options.cert_poll_seconds)
+    reloader.load()
+    roles, cache = _role_source(options)
+    state = ServerState(
+        settings=settings,
+        roles=roles,
+        max_body_bytes=options.max_body_bytes,
+        certificate_ok=reloader.healthy,
+        roles_synced=(lambda: bool(cache.synced)) if cache is not None else (lambda: True),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        watcher = asyncio.create_task(reloader.watch(lambda: state.draining))
+        if cache is not None:
+            cache.start()
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            if cache is not None:
+                cache.stop()
+
+    app = create_app(state)
+    app.router.lifespan_context = lifespan
+    config = uvicorn.Config(
+        app,
+        host=options.host,
+        port=options.port,
+        ssl_certfile=str(reloader.cert_path),
+        ssl_keyfile=str(reloader.key_path),
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=int(options.drain_seconds),
+        timeout_keep_alive=30,  # the API server reuses connections; don't make it redial
+        lifespan="on",
+    )
+    config.load()
+    config.ssl = context  # the reloader's context, so new pairs reach new handshakes
+    return app, config, state
+
+
+def _prepare(options: ServeOptions) -> None:
+    hosts = service_hosts(options.service, options.namespace)
+    if ensure_serving_pair(options.cert_dir, hosts):
+        log.warning(
+            "self_signed_certificate_created",
+            cert_dir=str(Path(options.cert_dir).resolve()),
+            hosts=hosts,
+            note="for local use; give the API server ca.crt as the caBundle",
+        )
+
+
+def _bind(options: ServeOptions) -> socket.socket:
+    family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((options.host, options.port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _run_worker(options: ServeOptions, sock: socket.socket | None) -> None:
+    logs.configure_logging(options.log_level)
+    _, config, state = build_worker(options)
+    server = _DrainingServer(config, state)
+    # uvicorn re-raises the signal that stopped it once it has drained; with the default
+    # SIGTERM disposition that would end the process with -15 instead of a clean 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    log.info("listening", host=options.host, port=options.port, pid=os.getpid())
+    server.run(sockets=[sock] if sock is not None else None)
+
+
+def serve(options: ServeOptions) -> int:
+    """Run the HTTPS admission server until SIGTERM; 0 after a clean drain."""
+    logs.configure_logging(options.log_level)
+    _prepare(options)
+    if options.workers <= 1:
+        _run_worker(options, None)
+        return 0
+    # Fail here, once, rather than in every worker, when the configuration is unusable.
+    load_settings(options.config_path)
+    return _supervise(options, _bind(options))
+
+
+def _supervise(options: ServeOptions, sock: socket.socket) -> int:
+    context = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def start() -> Any:
+        process = context.Process(target=_run_worker, args=(options, sock), daemon=False)
+        process.start()
+        return process
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for process in workers:
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
+
+    workers = [start() for _ in range(options.workers)]
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("supervising", workers=[p.pid for p in workers], port=options.port)
+    while not stopping:
+        for index, process in enumerate(workers):
+            if not process.is_alive() and not stopping:
+                log.error("worker_died", pid=process.pid, exitcode=process.exitcode)
+                workers[index] = start()
+        time.sleep(0.5)
+    for process in workers:
+        process.join(options.drain_seconds + 5)
+    sock.close()
+    failed = [p.exitcode for p in workers if p.exitcode not in (0, -signal.SIGTERM)]
+    return 1 if failed else 0
