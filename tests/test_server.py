@@ -305,3 +305,22 @@ def test_an_invalid_configuration_stops_serve_with_status_2(tmp_path: Path) -> N
     server.terminate()
     assert status == 2
     assert "podSecurity.defaultLevel" in server.log()
+
+
+def test_two_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
+    """With --workers 2 both processes answer on one port, and SIGTERM stops all with 0."""
+    server = LiveServer(tmp_path, "--workers", "2")
+    try:
+        server.wait_ready()
+        pids = set()
+        for _ in range(20):
+            with server.client() as http:  # a new connection each time, spread over workers
+                answer = _response(http, "/validate", review(pod(privileged=True)))
+                assert answer["response"]["allowed"] is False  # type: ignore[index]
+        for line in server.log().splitlines():
+            if '"listening"' in line:
+                pids.add(json.loads(line)["pid"])
+        assert len(pids) == 2
+    finally:
+        status = server.terminate()
+    assert status == 0

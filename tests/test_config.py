@@ -1,0 +1,138 @@
+"""The configuration file: defaults, validation, and errors that name the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from webhook.config import Settings, load_settings, settings_from_mapping
+from webhook.errors import ConfigError
+
+
+def test_no_file_gives_the_contract_defaults() -> None:
+    """Without --config, every documented default applies."""
+    settings = load_settings(None)
+    assert settings.pod_security.default_level == "baseline"
+    assert settings.pod_security.level_for("kube-system") == "privileged"
+    assert settings.pod_security.level_for("team-a") == "baseline"
+    assert settings.ingress.plaintext_entrypoints == ["web"]
+    assert settings.ingress.tls_entrypoints == ["websecure"]
+    assert settings.rbac.forbidden_roles == ["cluster-admin"]
+    assert settings.mutation.fs_group == 1000
+    assert settings.mutation.defaults.requests.cpu == "100m"
+    assert settings.mutation.defaults.limits.memory == "512Mi"
+    assert settings.exempt_namespaces == []
+    assert {settings.enforcement.for_policy(p) for p in ("pod-security", "ingress-tls")} == {"deny"}
+
+
+def test_a_full_file_is_read_with_its_overrides(tmp_path: Path) -> None:
+    """Every key of the contract's example file is accepted and read."""
+    path = tmp_path / "bulwark.yaml"
+    path.write_text(
+        """
+podSecurity:
+  defaultLevel: restricted
+  namespaces: {media: privileged}
+ingress: {plaintextEntrypoints: [http], tlsEntrypoints: [https]}
+rbac:
+  forbiddenRoles: [cluster-admin, admin]
+  exemptSubjects:
+  - {kind: ServiceAccount, namespace: argocd, name: argocd-application-controller}
+mutation:
+  fsGroup: 2000
+  defaults:
+    requests: {cpu: 50m, memory: 64Mi}
+    limits: {cpu: 1, memory: 1Gi}
+  namespaces:
+    batch: {fsGroup: 3000}
+exemptNamespaces: [sandbox]
+enforcement: {pod-security: warn, ingress-tls: audit, rbac-binding: deny}
+"""
+    )
+    settings = load_settings(path)
+    assert settings.pod_security.level_for("media") == "privileged"
+    assert settings.pod_security.level_for("kube-system") == "restricted"
+    assert settings.rbac.exempt_subjects[0].namespace == "argocd"
+    assert settings.mutation.fs_group_for("batch") == 3000
+    assert settings.mutation.fs_group_for("web") == 2000
+    assert settings.mutation.defaults_for("batch").limits.cpu == 1
+    assert settings.enforcement.for_policy("ingress-tls") == "audit"
+    assert settings.exempt_namespaces == ["sandbox"]
+
+
+@pytest.mark.parametrize(
+    ("document", "named"),
+    [
+        pytest.param({"podsecurity": {}}, "podsecurity: unknown key", id="unknown-top-key"),
+        pytest.param(
+            {"podSecurity": {"defaultLevel": "strict"}}, "podSecurity.defaultLevel", id="bad-level"
+        ),
+        pytest.param({"mutation": {"fsGroup": "1000"}}, "mutation.fsGroup", id="string-for-int"),
+        pytest.param({"mutation": {"fsGroup": -1}}, "mutation.fsGroup", id="negative-group"),
+        pytest.param(
+            {"mutation": {"defaults": {"limits": {"cpu": "lots"}}}},
+            "mutation.defaults.limits.cpu: 'lots' is not a quantity",
+            id="bad-quantity",
+        ),
+        pytest.param(
+            {"mutation": {"defaults": {"requests": {"memory": "1Gi"}}}},
+            "memory request 1Gi is above the limit 512Mi",
+            id="request-above-limit",
+        ),
+        pytest.param(
+            {"rbac": {"exemptSubjects": [{"kind": "Robot", "name": "r"}]}},
+            "rbac.exemptSubjects[0].kind",
+            id="bad-subject-kind",
+        ),
+        pytest.param(
+            {"enforcement": {"pod-security": "block"}},
+            "enforcement.pod-security",
+            id="bad-enforcement",
+        ),
+        pytest.param({"enforcement": {"podsecurity": "warn"}}, "unknown key", id="bad-policy"),
+        pytest.param({"exemptNamespaces": "kube-system"}, "exemptNamespaces", id="not-a-list"),
+    ],
+)
+def test_an_invalid_file_is_refused_naming_the_key(document: object, named: str) -> None:
+    """Unknown keys, wrong types and bad quantities each name the key's full path."""
+    with pytest.raises(ConfigError) as raised:
+        settings_from_mapping(document, source="cfg.yaml")
+    assert named in str(raised.value)
+    assert str(raised.value).startswith("cfg.yaml: ")
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        pytest.param("- a\n- b\n", "must be a mapping", id="a-list"),
+        pytest.param("podSecurity: [\n", "not valid YAML", id="broken-yaml"),
+    ],
+)
+def test_a_file_that_is_not_a_mapping_is_refused(tmp_path: Path, text: str, named: str) -> None:
+    """A file that is not a YAML mapping is refused with its path."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=named):
+        load_settings(path)
+
+
+def test_an_empty_file_means_the_defaults(tmp_path: Path) -> None:
+    """An empty configuration file is the same as none."""
+    path = tmp_path / "empty.yaml"
+    path.write_text("# nothing set\n")
+    assert load_settings(path) == Settings()
+
+
+def test_a_missing_file_is_refused_by_the_command_with_status_2(tmp_path: Path) -> None:
+    """The CLI turns a configuration error into exit status 2 and one line, no traceback."""
+    result = subprocess.run(
+        [sys.executable, "-m", "webhook", "serve", "--config", str(tmp_path / "nope.yaml"),
+         "--cert-dir", str(tmp_path / "certs"), "--port", "0"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "nope.yaml: cannot read the configuration" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
