@@ -312,14 +312,19 @@ def test_two_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
     server = LiveServer(tmp_path, "--workers", "2")
     try:
         server.wait_ready()
-        pids = set()
         for _ in range(20):
             with server.client() as http:  # a new connection each time, spread over workers
                 answer = _response(http, "/validate", review(pod(privileged=True)))
                 assert answer["response"]["allowed"] is False  # type: ignore[index]
-        for line in server.log().splitlines():
-            if '"listening"' in line:
-                pids.add(json.loads(line)["pid"])
+        pids: set[int] = set()
+        deadline = time.monotonic() + 20  # the second worker may still be starting
+        while len(pids) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            pids = {
+                json.loads(line)["pid"]
+                for line in server.log().splitlines()
+                if '"listening"' in line
+            }
         assert len(pids) == 2
     finally:
         status = server.terminate()

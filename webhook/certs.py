@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -78,6 +79,8 @@ def generate_bundle(hosts: list[str], *, days: int = 365, common_name: str = "bu
     """A new CA and a serving certificate for `hosts`, valid for `days` days."""
     if days < 1:
         raise CertificateError(f"--days must be at least 1, not {days}")
+    if not hosts or not all(host.strip() for host in hosts):
+        raise CertificateError(f"every host name must be non-empty, got {hosts!r}")
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{common_name}-ca")])
@@ -110,7 +113,7 @@ def generate_bundle(hosts: list[str], *, days: int = 365, common_name: str = "bu
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0][:64])]))
         .issuer_name(ca_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -144,6 +147,23 @@ def generate_bundle(hosts: list[str], *, days: int = 365, common_name: str = "bu
     )
 
 
+def _write_file(path: Path, content: bytes) -> Path:
+    """Write beside, then rename: a server polling the folder never reads half a file.
+
+    The temporary file is made afresh (O_EXCL) with its final mode, so a key is never
+    readable by others, not even for a moment.
+    """
+    mode = 0o600 if path.name.endswith(".key") else 0o644
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.unlink(missing_ok=True)  # left by an interrupted run
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(content)
+    os.chmod(temporary, mode)  # the umask may have taken bits the mode asks for
+    os.replace(temporary, path)
+    return path
+
+
 def write_bundle(bundle: Bundle, out_dir: str | Path, *, force: bool = False) -> list[Path]:
     """Write the four files; keys are readable by their owner only.
 
@@ -157,18 +177,7 @@ def write_bundle(bundle: Bundle, out_dir: str | Path, *, force: bool = False) ->
         raise CertificateError(f"{names} already exist; pass --force to replace them")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        written = []
-        for name, content in bundle.files().items():
-            path = folder / name
-            mode = 0o600 if name.endswith(".key") else 0o644
-            # Write beside, then rename: a server polling the folder never reads half a file.
-            temporary = folder / f".{name}.tmp"
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(content)
-            os.chmod(temporary, mode)
-            os.replace(temporary, path)
-            written.append(path)
+        written = [_write_file(folder / name, content) for name, content in bundle.files().items()]
     except OSError as error:
         raise CertificateError(f"cannot write certificates to {folder}: {error.strerror}") from None
     return written
@@ -190,9 +199,13 @@ def inspect_pair(cert_pem: bytes, key_pem: bytes) -> ServedCertificate:
     """Check that the key matches the certificate and that it is in date; describe it."""
     try:
         cert = x509.load_pem_x509_certificate(cert_pem)
-        key = serialization.load_pem_private_key(key_pem, password=None)
     except ValueError as error:
-        raise CertificateError(f"not a PEM certificate and key: {error}") from None
+        raise CertificateError(f"not a PEM certificate: {error}") from None
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as error:
+        # TypeError: the key is encrypted; a server started unattended has no passphrase.
+        raise CertificateError(f"not a usable unencrypted PEM key: {error}") from None
     public = serialization.PublicFormat.SubjectPublicKeyInfo
     if key.public_key().public_bytes(
         serialization.Encoding.PEM, public

@@ -1,10 +1,15 @@
-"""The TLS edge: a server-side SSLContext, and reloading its certificate without a restart.
+"""The TLS edge: a server-side SSLContext, and replacing its certificate without a restart.
 
 Only TLS 1.2 and 1.3 are offered, with forward-secret AEAD ciphers for 1.2 (1.3's suites
 are all modern). A mounted Secret changes by an atomic symlink swap, which file-event
-watchers miss, so the reloader polls the files' content instead. Loading a new pair into
-the live SSLContext changes what new handshakes see while open connections finish on the
-old one.
+watchers miss, so the reloader polls the files' content instead.
+
+A new pair is never loaded into the context the server listens with: OpenSSL replaces
+a context's certificate before it checks the key, so a failed load would leave the live
+context with a certificate and no usable key. Each pair gets a context of its own
+instead, and the listening context's SNI callback (which OpenSSL runs on every
+ClientHello, with or without a server name) hands each new handshake the newest good
+one. Open connections finish on the pair they started with.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ssl
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +35,8 @@ TLS12_CIPHERS = ":".join(
         "ECDHE-RSA-CHACHA20-POLY1305",
     )
 )
+# How often a startup load re-reads files that change while it reads them.
+SETTLE_ATTEMPTS, SETTLE_PAUSE = 5, 0.2
 
 log = logs.get_logger("bulwark.tls")
 
@@ -43,15 +51,34 @@ def server_context() -> ssl.SSLContext:
     return context
 
 
-class CertificateReloader:
-    """Keeps an SSLContext serving the pair in `cert_dir`, polling for new content."""
+class _Unsettled(Exception):
+    """The files changed while they were read (a rotation in progress); read them later."""
 
-    def __init__(self, context: ssl.SSLContext, cert_dir: str | Path, *, interval: float = 5.0):
+
+class CertificateReloader:
+    """Keeps `context` serving the newest good pair in `cert_dir`, polling for new content.
+
+    `context` is the one the server listens with; it gets an SNI callback and no
+    certificate of its own. `context_factory` makes the per-pair contexts and must make
+    them like `context` (the default makes both with `server_context`).
+    """
+
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        cert_dir: str | Path,
+        *,
+        interval: float = 5.0,
+        context_factory: Callable[[], ssl.SSLContext] = server_context,
+    ) -> None:
         self.context = context
         self.folder = Path(cert_dir)
         self.interval = interval
         self.served: ServedCertificate | None = None
+        self._factory = context_factory
+        self._current: ssl.SSLContext | None = None
         self._fingerprint = b""
+        context.sni_callback = self._select
 
     @property
     def cert_path(self) -> Path:
@@ -61,22 +88,44 @@ class CertificateReloader:
     def key_path(self) -> Path:
         return self.folder / TLS_KEY
 
+    def _select(
+        self, connection: ssl.SSLObject, server_name: str, listener: ssl.SSLContext
+    ) -> None:
+        # Runs inside OpenSSL's ClientHello processing: keep it to an attribute swap.
+        current = self._current
+        if current is not None and current is not connection.context:
+            connection.context = current
+
     def _read(self) -> tuple[bytes, bytes, bytes]:
         cert, key = self.cert_path.read_bytes(), self.key_path.read_bytes()
         return cert, key, hashlib.sha256(cert + b"\0" + key).digest()
 
-    def load(self) -> ServedCertificate:
-        """Load the pair now; raise CertificateError if it is unusable."""
+    def _settled(self, fingerprint: bytes) -> bool:
+        try:
+            return self._read()[2] == fingerprint
+        except OSError:
+            return False
+
+    def _load_once(self) -> ServedCertificate:
+        """Check and load the pair; _Unsettled if the files changed meanwhile."""
         try:
             cert, key, fingerprint = self._read()
         except OSError as error:
-            raise CertificateError(f"cannot read {self.folder}: {error}") from None
-        served = inspect_pair(cert, key)
+            raise CertificateError(f"cannot read {self.folder}: {error.strerror}") from None
+        fresh = self._factory()
         try:
-            self.context.load_cert_chain(self.cert_path, self.key_path)
-        except (ssl.SSLError, OSError) as error:
-            raise CertificateError(f"cannot load {self.cert_path}: {error}") from None
-        self.served, self._fingerprint = served, fingerprint
+            served = inspect_pair(cert, key)
+            # NB: this reads the files a second time; the fingerprint check below makes
+            # sure it read what inspect_pair judged.
+            fresh.load_cert_chain(self.cert_path, self.key_path)
+        except (CertificateError, ssl.SSLError, OSError) as error:
+            if not self._settled(fingerprint):
+                raise _Unsettled from None
+            raise CertificateError(f"{self.cert_path}: {error}") from None
+        if not self._settled(fingerprint):
+            raise _Unsettled
+
+        self._current, self.served, self._fingerprint = fresh, served, fingerprint
         log.info(
             "certificate_loaded",
             path=str(self.cert_path),
@@ -86,11 +135,21 @@ class CertificateReloader:
         )
         return served
 
+    def load(self) -> ServedCertificate:
+        """Load the pair now (at startup); raise CertificateError if it is unusable."""
+        for _ in range(SETTLE_ATTEMPTS):
+            try:
+                return self._load_once()
+            except _Unsettled:
+                time.sleep(SETTLE_PAUSE)
+        raise CertificateError(f"the files in {self.folder} kept changing while being read")
+
     def check(self) -> bool:
         """Reload when the files' content changed. True if a new pair is now served.
 
-        A pair that does not match, is half-written or has expired is refused and the
-        old one kept, so a bad rotation never takes the webhook down.
+        A pair that does not match, cannot be parsed or has expired is refused and the
+        old one kept, so a bad rotation never takes the webhook down. Files caught in
+        the middle of a change are read again at the next poll.
         """
         try:
             *_, fingerprint = self._read()
@@ -100,7 +159,10 @@ class CertificateReloader:
         if fingerprint == self._fingerprint:
             return False
         try:
-            self.load()
+            self._load_once()
+        except _Unsettled:
+            log.debug("certificate_changing", path=str(self.folder))
+            return False
         except CertificateError as error:
             self._fingerprint = fingerprint  # do not retry (and re-log) until it changes again
             log.error("certificate_refused", path=str(self.cert_path), error=str(error))
@@ -108,9 +170,14 @@ class CertificateReloader:
         return True
 
     def healthy(self) -> bool:
+        """True while a pair is served and has not expired (read by /readyz)."""
         return self.served is not None and not self.served.expired()
 
     async def watch(self, stop: Callable[[], bool]) -> None:
+        """Poll every `interval` seconds until `stop()` is true."""
         while not stop():
             await asyncio.sleep(self.interval)
-            self.check()
+            try:
+                self.check()
+            except Exception as error:  # a dead watcher would silently end rotation
+                log.error("certificate_check_failed", path=str(self.folder), exc_info=error)
