@@ -1,4 +1,4 @@
-"""Kubernetes resource quantities, parsed and compared exactly.
+"""Kubernetes resource quantities, parsed and compared as the API server compares them.
 
 The grammar is the API server's (k8s.io/apimachinery/pkg/api/resource):
 
@@ -10,10 +10,26 @@ The grammar is the API server's (k8s.io/apimachinery/pkg/api/resource):
 Values are held as `fractions.Fraction`, so `1` equals `1000m` and `1Gi` equals `1024Mi`
 with no floating-point rounding. "1E" is one exa; "1E3" is a thousand: an `E` followed by
 digits is an exponent, as upstream reads it.
+
+Two upstream rules shape the value after parsing, so that comparisons here agree with
+the API server's validation: a non-zero amount finer than a nano is rounded away from
+zero to the next nano (`0.1n` is `1n`: "if you ask for some, you get some"), and an
+amount written with a binary suffix is capped at 2^63-1 (`9Ei` equals `10Ei`).
+
+Two deliberate departures from upstream, both refusing what it would read:
+
+- Upstream's scanner reads a number-less quantity (`Mi`, `+`, `.`) as zero. Those are
+  typos, not amounts, and are refused here: a configuration with `memory: Mi` stops.
+- Upstream accepts exponents of any size (`1e100`); here an exponent beyond +-64 is
+  refused, so that `1e999999999` cannot make us build a billion-digit number. No real
+  request for cpu or memory comes near 10^64.
+
+A caller that meets such a value in an object treats it as unreadable and leaves it be.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 from functools import lru_cache
@@ -37,24 +53,29 @@ _PATTERN = re.compile(
 )
 # Upstream caps exponents far below this; the bound keeps "1e999999999" from eating memory.
 _MAX_EXPONENT = 64
+_NANO = 10**9
+_MAX_BINARY = Fraction(2**63 - 1)
 
 
 class InvalidQuantity(ValueError):
     """The text is not a Kubernetes quantity."""
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=4096, typed=True)  # typed: True and 1.0 must not share a cache entry
 def parse_quantity(text: str | int | float) -> Fraction:
-    """The exact value of a quantity such as `100m`, `1.5Gi`, `1e3` or `+1`.
+    """The value of a quantity such as `100m`, `1.5Gi`, `1e3` or `+1`, as the API server holds it.
 
-    Integers (as YAML and JSON write `cpu: 1`) are accepted as their value.
+    Integers and floats (as YAML and JSON write `cpu: 1` or `cpu: 0.5`) are accepted as
+    their value. Anything else raises InvalidQuantity.
     """
-    if isinstance(text, bool):
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
         raise InvalidQuantity(f"{text!r} is not a quantity")
     if isinstance(text, int):
         return Fraction(text)
     if isinstance(text, float):
-        return Fraction(repr(text))
+        if not math.isfinite(text):
+            raise InvalidQuantity(f"{text!r} is not a quantity")
+        return _nano_rounded(Fraction(repr(text)))
     match = _PATTERN.fullmatch(text)
     if match is None:
         raise InvalidQuantity(f"{text!r} is not a quantity (examples: 100m, 0.5, 128Mi, 1Gi)")
@@ -62,19 +83,34 @@ def parse_quantity(text: str | int | float) -> Fraction:
     if match["sign"] == "-":
         value = -value
     if match["binary"]:
-        return value * _BINARY[match["binary"]]
+        value = _nano_rounded(value * _BINARY[match["binary"]])
+        return max(-_MAX_BINARY, min(value, _MAX_BINARY))
     if match["exponent"] is not None:
         exponent = int(match["exponent"])
         if abs(exponent) > _MAX_EXPONENT:
             raise InvalidQuantity(f"{text!r} has an exponent out of range")
-        return value * Fraction(10) ** exponent
-    return value * _DECIMAL[match["decimal"]]
+        return _nano_rounded(value * Fraction(10) ** exponent)
+    return _nano_rounded(value * _DECIMAL[match["decimal"]])
+
+
+def _nano_rounded(value: Fraction) -> Fraction:
+    """`value` rounded away from zero to a whole number of nanos, as upstream stores it."""
+    if _NANO % value.denominator == 0:
+        return value
+    nanos = math.ceil(abs(value) * _NANO)
+    return Fraction(nanos if value > 0 else -nanos, _NANO)
+
+
+def quantity_or_none(value: object) -> Fraction | None:
+    """The value of `value` if it is a quantity, else None; never raises."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    try:
+        return parse_quantity(value)
+    except InvalidQuantity:
+        return None
 
 
 def is_quantity(value: object) -> bool:
     """Whether `value` parses as a quantity."""
-    try:
-        parse_quantity(value)  # type: ignore[arg-type]
-    except (InvalidQuantity, TypeError):
-        return False
-    return True
+    return quantity_or_none(value) is not None
