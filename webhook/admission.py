@@ -12,6 +12,7 @@ for violations that the old object did not already have.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -86,7 +87,9 @@ def _new_violations(
     if not found or request.operation != "UPDATE" or not request.old_object:
         return found
     try:
-        old = {v.identity for v in policy.check(request.old_object, context)}
+        # A throwaway context: warnings about the old object are not this request's news.
+        old_context = dataclasses.replace(context, warnings=[])
+        old = {v.identity for v in policy.check(request.old_object, old_context)}
     except Exception:  # noqa: BLE001 - an unreadable old object grandfathers nothing
         return found
     return [violation for violation in found if violation.identity not in old]

@@ -4,7 +4,8 @@
     ├── ConfigError              the configuration file is unreadable or invalid
     ├── BadReview                an HTTP body is not a usable AdmissionReview (HTTP 400)
     ├── ManifestError            a manifest given to `evaluate` cannot be read (exit 2)
-    └── CertificateError         a certificate or key cannot be made, read or used
+    ├── CertificateError         a certificate or key cannot be made, read or used
+    └── KubeUnavailable          the Kubernetes API cannot be configured or reached
 
 Third-party errors (pydantic, yaml, ssl, kubernetes.client.ApiException) are translated
 into these where they enter: the configuration loader, the review decoder, the manifest
@@ -32,3 +33,7 @@ class ManifestError(BulwarkError):
 
 class CertificateError(BulwarkError):
     """A certificate or key cannot be made, read or served."""
+
+
+class KubeUnavailable(BulwarkError):
+    """The Kubernetes API cannot be configured or reached (kubeconfig, network, auth)."""

@@ -81,7 +81,8 @@ class PolicyContext:
 
     def warn(self, message: str) -> None:
         """Add a warning that is returned whatever the verdict (e.g. a role not found)."""
-        self.warnings.append(message)
+        if message not in self.warnings:
+            self.warnings.append(message)
 
 
 class Policy(Protocol):
