@@ -9,23 +9,27 @@ raised: the API server then sees a denial that names the policy, never a broken 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from webhook import logs
 from webhook.admission import mutate, validate
 from webhook.config import Settings
 from webhook.errors import BadReview, BulwarkError
+from webhook.evaluate import evaluate_body
 from webhook.metrics import Metrics
 from webhook.podspec import POD_CARRYING_KINDS
 from webhook.review import AdmissionReview, decode_review, encode_response
@@ -97,19 +101,19 @@ def _require_json(request: Request) -> None:
 def _record(state: ServerState, webhook: str, review: AdmissionReview, verdict: Verdict) -> None:
     kind = review.request.kind.kind
     metrics = state.metrics
-    metrics.requests.labels(
+    metrics.count_request(
         webhook,
         review.request.operation,
         kind if kind in KNOWN_KINDS else "other",
-        "true" if verdict.allowed else "false",
-    ).inc()
+        verdict.allowed,
+    )
     enforcement = state.settings.enforcement
     for violation in verdict.all_violations:
-        metrics.violations.labels(
+        metrics.count_violation(
             violation.policy, violation.check, enforcement.for_policy(violation.policy)
-        ).inc()
+        )
     for policy, error in verdict.failed_policies:
-        metrics.errors.labels(policy).inc()
+        metrics.count_error(policy)
         log.error("policy_failed", policy=policy, exc_info=error)
 
 
@@ -147,7 +151,10 @@ def _admission_endpoint(webhook: str) -> Callable[[Request], Any]:
         _require_json(request)
         body = await read_body(request, state.max_body_bytes)
         review = decode_review(body)
-        with structlog.contextvars.bound_contextvars(uid=review.request.uid, webhook=webhook):
+        # What the policies log carries the request's identity; bound and reset by token,
+        # which costs a third of structlog's bound_contextvars context manager.
+        tokens = structlog.contextvars.bind_contextvars(uid=review.request.uid, webhook=webhook)
+        try:
             if with_patch:
                 verdict = mutate(review.request, state.settings)
             else:
@@ -155,10 +162,49 @@ def _admission_endpoint(webhook: str) -> Callable[[Request], Any]:
             reply = encode_response(review, verdict, with_patch=with_patch)
             _record(state, webhook, review, verdict)
             _log_admission(webhook, review, verdict, started)
-        state.metrics.duration.labels(webhook).observe(time.perf_counter() - started)
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
+        state.metrics.observe_duration(webhook, time.perf_counter() - started)
         return _json(200, reply)
 
     return endpoint
+
+
+# `POST /evaluate` media types, and whether each is JSON only (the others are sniffed: text
+# opening with `{"` is read as JSON, anything else as YAML, as kubectl does).
+EVALUATE_TYPES = {
+    "application/yaml": False,
+    "application/x-yaml": False,
+    "text/yaml": False,
+    "text/plain": False,
+    "": False,
+    "application/json": True,
+}
+# Larger bodies are judged in a worker thread, so that admission requests arriving
+# meanwhile are not held up behind them. Measured: 16 KiB of manifests take about 3 ms
+# to judge, 64 KiB about 12 ms; the hop to a thread costs about 0.2 ms.
+EVALUATE_INLINE_BYTES = 16 * 1024
+
+
+async def evaluate(request: Request) -> Response:
+    """Judge the manifests in the body as the webhooks would; the `evaluate` JSON report."""
+    state: ServerState = request.app.state.bulwark
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type not in EVALUATE_TYPES:
+        raise HTTPException(415, f"expected YAML or JSON manifests, got {content_type!r}")
+    body = await read_body(request, state.max_body_bytes)
+    judge = partial(
+        evaluate_body,
+        body,
+        state.settings,
+        namespace=request.query_params.get("namespace") or "default",
+        operation=request.query_params.get("operation") or "CREATE",
+        json=EVALUATE_TYPES[media_type],
+        cluster_roles=state.roles,
+    )
+    report = judge() if len(body) <= EVALUATE_INLINE_BYTES else await run_in_threadpool(judge)
+    return Response(report, media_type="application/json")
 
 
 async def healthz(request: Request) -> Response:
@@ -199,24 +245,76 @@ async def _unexpected(request: Request, error: Exception) -> Response:
     return error_response(500, f"internal error: {type(error).__name__}; see the server log")
 
 
+ERROR_HANDLERS: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+    HTTPException: _http_error,
+    BadReview: _bad_review,
+    BulwarkError: _bad_review,
+    Exception: _unexpected,
+}
+
+
+def _handler_for(error: Exception) -> Callable[[Request, Exception], Awaitable[Response]] | None:
+    """The handler Starlette's ExceptionMiddleware would choose: the nearest class of the
+    error's with one, short of Exception (whose handler is ServerErrorMiddleware's)."""
+    for kind in type(error).__mro__:
+        if kind is Exception:
+            return None
+        if kind in ERROR_HANDLERS:
+            return ERROR_HANDLERS[kind]
+    return None
+
+
+class _WebhookApp(Starlette):
+    """Starlette, with POST /validate and /mutate answered past its middleware stack.
+
+    Every admission comes through here, and Starlette's error middleware, router and
+    request and response wrappers took a seventh of the app's time for a one-container
+    pod. The lane maps errors as that stack does: an error with a handler in
+    ERROR_HANDLERS is answered by it; any other is answered by `_unexpected` and raised
+    again, as ServerErrorMiddleware does, so uvicorn logs it and closes the connection.
+    Other requests, a mounted app (root_path) and an app given middleware go through
+    Starlette unchanged.
+    """
+
+    def __init__(
+        self, *, lanes: dict[str, Callable[[Request], Awaitable[Response]]], **options: Any
+    ) -> None:
+        super().__init__(**options)
+        self._lanes = lanes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lane = None
+        if scope["type"] == "http" and scope["method"] == "POST":
+            lane = self._lanes.get(scope["path"])
+        if lane is None or scope.get("root_path") or self.user_middleware:
+            await super().__call__(scope, receive, send)
+            return
+
+        scope["app"] = self
+        request = Request(scope, receive)
+        try:
+            response = await lane(request)
+        except Exception as error:
+            handler = _handler_for(error)
+            if handler is None:
+                await (await _unexpected(request, error))(scope, receive, send)
+                raise
+            response = await handler(request, error)
+        await response(scope, receive, send)
+
+
 def create_app(state: ServerState, *, extra_routes: list[Route] | None = None) -> Starlette:
     """The ASGI application serving the admission, evaluation and health endpoints."""
+    lanes = {"/validate": _admission_endpoint("validate"), "/mutate": _admission_endpoint("mutate")}
     routes = [
-        Route("/validate", _admission_endpoint("validate"), methods=["POST"]),
-        Route("/mutate", _admission_endpoint("mutate"), methods=["POST"]),
+        Route("/validate", lanes["/validate"], methods=["POST"]),
+        Route("/mutate", lanes["/mutate"], methods=["POST"]),
+        Route("/evaluate", evaluate, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *(extra_routes or []),
     ]
-    app = Starlette(
-        routes=routes,
-        exception_handlers={
-            HTTPException: _http_error,
-            BadReview: _bad_review,
-            BulwarkError: _bad_review,
-            Exception: _unexpected,
-        },
-    )
+    app = _WebhookApp(lanes=lanes, routes=routes, exception_handlers=ERROR_HANDLERS)
     app.state.bulwark = state
     return app

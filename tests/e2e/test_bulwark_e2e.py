@@ -162,7 +162,7 @@ def test_a_privileged_pod_in_team_a_is_refused_with_bulwarks_message(
 
 def test_the_same_pod_in_an_allowlisted_namespace_is_created(core: client.CoreV1Api) -> None:
     """Namespaces at level privileged run privileged pods."""
-    created = core.create_namespaced_pod("media", _pod("transcoder", privileged=True))
+    created = core.create_namespaced_pod("media", _pod("media-server", privileged=True))
     assert created.spec.containers[0].security_context.privileged is True
 
 

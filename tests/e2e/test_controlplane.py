@@ -20,17 +20,17 @@ def test_version_and_readyz(control_plane: Any, api_client: Any) -> None:
 
 def test_pod_round_trip_in_new_namespace(control_plane: Any, api_client: Any) -> None:
     core = client.CoreV1Api(api_client)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="team-a")))
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="smoke")))
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "smoke", "labels": {"app": "smoke"}},
         "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]},
     }
-    created = core.create_namespaced_pod("team-a", pod)
+    created = core.create_namespaced_pod("smoke", pod)
     assert created.metadata.uid
 
-    read = core.read_namespaced_pod("smoke", "team-a")
+    read = core.read_namespaced_pod("smoke", "smoke")
     assert read.metadata.uid == created.metadata.uid
     assert read.spec.containers[0].image == "registry.example/app:1"
     assert read.status.phase == "Pending"  # stored only: no scheduler, no kubelet

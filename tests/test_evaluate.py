@@ -1,0 +1,872 @@
+"""`bulwark evaluate` and `POST /evaluate`: inputs, requests, roles, outputs and bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from webhook import evaluate as evaluation
+from webhook import manifests_io
+from webhook.app import ServerState, create_app
+from webhook.config import Settings
+from webhook.evaluate import admission_request, resource_for, run_cli
+from webhook.review import AdmissionRequest
+from webhook.verdict import Verdict
+
+BULWARK = Path(sys.executable).with_name("bulwark")
+
+POD = """\
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  containers:
+  - name: app
+    image: registry.example/app:1
+"""
+PRIVILEGED = POD + "    securityContext: {{privileged: true}}\n"
+WILDCARD_ROLE = """\
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: do-anything}
+rules:
+- {apiGroups: ["*"], resources: ["*"], verbs: ["*"]}
+"""
+BINDING = """\
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: ops}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: do-anything}
+subjects:
+- {kind: User, apiGroup: rbac.authorization.k8s.io, name: ops-1}
+"""
+
+
+@dataclass
+class Outcome:
+    status: int
+    out: str
+    err: str
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return dict(orjson.loads(self.out))
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        return list(self.report["results"])
+
+    @property
+    def sources(self) -> list[str]:
+        return [result["source"] for result in self.results]
+
+
+Evaluate = Callable[..., Outcome]
+
+
+class _Stdin(io.TextIOWrapper):
+    def __init__(self, data: bytes, *, tty: bool = False) -> None:
+        super().__init__(io.BytesIO(data))
+        self._tty = tty
+
+    def isatty(self) -> bool:
+        return self._tty
+
+
+@pytest.fixture
+def evaluate(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Evaluate:
+    """Run `bulwark evaluate` in-process; JSON output unless told otherwise."""
+
+    def run(
+        *paths: str | Path,
+        stdin: bytes = b"",
+        output: str = "json",
+        namespace: str = "default",
+        operation: str = "CREATE",
+        config: str | None = None,
+    ) -> Outcome:
+        monkeypatch.setattr(sys, "stdin", _Stdin(stdin))
+        status = run_cli(
+            [str(path) for path in paths],
+            config_path=config,
+            namespace=namespace,
+            operation=operation,
+            output=output,
+        )
+        captured = capsys.readouterr()
+        return Outcome(status, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def write(tmp_path: Path) -> Callable[[str, str], Path]:
+    """Write a file under the test's temporary folder and return its path."""
+
+    def write_file(name: str, text: str) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    return write_file
+
+
+# --- inputs -------------------------------------------------------------------------------
+
+
+def test_a_file_of_several_documents_gives_one_result_per_object(
+    evaluate: Evaluate, write: Callable[[str, str], Path]
+) -> None:
+    """Each document is a result; an empty one is skipped but keeps its index."""
+    path = write("pods.yaml", POD.format(name="a") + "---\n# nothing\n---\n" + POD.format(name="b"))
+    outcome = evaluate(path)
+    assert outcome.sources == [f"{path}#0", f"{path}#2"]
+    assert [r["name"] for r in outcome.results] == ["a", "b"]
+    assert outcome.report["summary"]["objects"] == 2
+
+
+def test_a_folder_is_read_recursively_in_sorted_order(
+    evaluate: Evaluate, write: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    """Folders are walked for .yaml, .yml and .json files in sorted order; others are left."""
+    write("b/z.yaml", POD.format(name="bz"))
+    write("b/a.yml", POD.format(name="ba"))
+    write(
+        "a.json",
+        orjson.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "j"}}).decode(),
+    )
+    write("b/notes.txt", "not a manifest")
+    write(".github/workflows/ci.yml", "on: [push]\n")
+    write("b/.hidden.yaml", "on: [push]\n")
+    outcome = evaluate(tmp_path)
+    assert [r["name"] for r in outcome.results] == ["j", "ba", "bz"]
+    assert outcome.status == 0
+
+
+def test_a_file_in_a_hidden_folder_is_read_when_named(
+    evaluate: Evaluate, write: Callable[[str, str], Path]
+) -> None:
+    """Hidden files are skipped only while walking a folder, never when named."""
+    outcome = evaluate(write(".deploy/pod.yaml", POD.format(name="named")))
+    assert [r["name"] for r in outcome.results] == ["named"]
+
+
+@pytest.mark.parametrize("paths", [pytest.param(["-"], id="dash"), pytest.param([], id="no-path")])
+def test_standard_input_is_read_with_a_dash_or_no_path(
+    evaluate: Evaluate, paths: list[str]
+) -> None:
+    """`-` or no path reads standard input; its source is `-#N`."""
+    outcome = evaluate(
+        *paths, stdin=(POD.format(name="a") + "---\n" + PRIVILEGED.format(name="b")).encode()
+    )
+    assert outcome.sources == ["-#0", "-#1"]
+    assert [r["allowed"] for r in outcome.results] == [True, False]
+
+
+def test_a_terminal_on_standard_input_is_told_what_is_read(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading a terminal says so on stderr, so nobody waits on a silent prompt."""
+    monkeypatch.setattr(sys, "stdin", _Stdin(b"", tty=True))
+    run_cli([], config_path=None, namespace="default", operation="CREATE", output="json")
+    assert "reading manifests from standard input" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        pytest.param("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n", 1, id="first-line"),
+        pytest.param("# head\n\n---\n# note\napiVersion: v1\nkind: Pod\n", 5, id="after-comments"),
+        pytest.param("---\n{apiVersion: v1, kind: Pod}\n", 2, id="flow-document"),
+        pytest.param(
+            "apiVersion: v1\nkind: Pod\nmetadata: &m {name: a}\nx: *m\n", 1, id="slow-path"
+        ),
+        pytest.param('{\n  "apiVersion": "v1",\n  "kind": "Pod"\n}\n', 2, id="json"),
+        pytest.param("# a\r\n---\r\napiVersion: v1\r\nkind: Pod\r\n", 3, id="crlf"),
+        pytest.param("\ufeffapiVersion: v1\nkind: Pod\n", 1, id="byte-order-mark"),
+    ],
+)
+def test_line_is_where_the_first_key_stands(
+    evaluate: Evaluate, write: Callable[[str, str], Path], text: str, line: int
+) -> None:
+    """`line` is the 1-based line of the document's first key."""
+    (result,) = evaluate(write("doc.yaml", text)).results
+    assert result["line"] == line
+
+
+def test_json_is_read_from_json_files_and_standard_input(
+    evaluate: Evaluate, write: Callable[[str, str], Path]
+) -> None:
+    """JSON objects are judged like YAML ones, from a .json file or from stdin."""
+    body = orjson.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "j"}, "spec": {}})
+    assert evaluate(write("p.json", body.decode())).results[0]["name"] == "j"
+    assert evaluate("-", stdin=body).results[0]["source"] == "-#0"
+
+
+LIST = """\
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Pod, metadata: {name: a}}
+-
+  apiVersion: v1
+  kind: Pod
+  metadata: {name: b}
+"""
+POD_LIST = """\
+apiVersion: v1
+kind: PodList
+items:
+- metadata: {name: a}
+- metadata: {name: b}
+"""
+JSON_LIST = orjson.dumps(
+    {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": n}} for n in "ab"],
+    },
+    option=orjson.OPT_INDENT_2,
+).decode()
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "lines"),
+    [
+        pytest.param("list.yaml", LIST, [4, 6], id="yaml-list"),
+        pytest.param("list.yaml", POD_LIST, [4, 5], id="typed-list-items-without-kind"),
+        pytest.param("list.json", JSON_LIST, [6, 13], id="json-list"),
+    ],
+)
+def test_list_objects_give_one_result_per_item(
+    evaluate: Evaluate, write: Callable[[str, str], Path], name: str, text: str, lines: list[int]
+) -> None:
+    """Each item of a List is a result with a unique source `file#doc.items[i]` and its line."""
+    path = write(name, text)
+    outcome = evaluate(path)
+    assert outcome.sources == [f"{path}#0.items[0]", f"{path}#0.items[1]"]
+    assert [(r["kind"], r["name"], r["line"]) for r in outcome.results] == [
+        ("Pod", "a", lines[0]),
+        ("Pod", "b", lines[1]),
+    ]
+
+
+# --- requests, namespace, operation, configuration ----------------------------------------
+
+
+def test_objects_without_a_namespace_are_judged_in_the_given_namespace(
+    evaluate: Evaluate, write: Callable[[str, str], Path]
+) -> None:
+    """--namespace fills in a missing namespace; an object's own namespace is kept."""
+    path = write(
+        "p.yaml",
+        POD.format(name="a")
+        + "---\n"
+        + POD.format(name="b").replace("{name: b}", "{name: b, namespace: own}"),
+    )
+    outcome = evaluate(path, namespace="team-a")
+    assert [r["namespace"] for r in outcome.results] == ["team-a", "own"]
+
+
+def test_cluster_scoped_objects_have_no_namespace(
+    evaluate: Evaluate, write: Callable[[str, str], Path]
+) -> None:
+    """Cluster-scoped objects are judged without a namespace, as the API server sends them."""
+    binding = BINDING.replace("{name: ops}", "{name: ops, namespace: stray}")
+    namespace = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n"
+    outcome = evaluate(write("c.yaml", binding + "---\n" + namespace), namespace="team-a")
+    assert [r["namespace"] for r in outcome.results] == ["", ""]
+
+
+def test_an_allowlisted_namespace_from_the_configuration_admits_privileged_pods(
+    evaluate: Evaluate, write: Callable[[str, str], Path]
+) -> None:
+    """--config is read: a namespace at level privileged admits a privileged pod."""
+    config = write("config.yaml", "podSecurity: {namespaces: {media: privileged}}\n")
+    path = write("p.yaml", PRIVILEGED.format(name="p"))
+    assert evaluate(path, namespace="media", config=str(config)).status == 0
+    assert evaluate(path, namespace="other", config=str(config)).status == 1
+
+
+def test_update_without_an_old_object_is_judged_but_not_defaulted(
+    evaluate: Evaluate, write: Callable[[str, str], Path]
+) -> None:
+    """UPDATE is judged with oldObject null: violations count, pod defaults do not apply."""
+    path = write("p.yaml", PRIVILEGED.format(name="p") + "---\n" + POD.format(name="q"))
+    create, update = evaluate(path), evaluate(path, operation="UPDATE")
+    assert [r["allowed"] for r in update.results] == [False, True]
+    assert all(r["patch"] for r in create.results)
+    assert not any(r["patch"] for r in update.results)
+
+
+@pytest.mark.parametrize(
+    ("kind", "api_version", "resource"),
+    [
+        pytest.param("Pod", "v1", ("", "v1", "pods"), id="core"),
+        pytest.param("Deployment", "apps/v1", ("apps", "v1", "deployments"), id="apps"),
+        pytest.param("CronJob", "batch/v1", ("batch", "v1", "cronjobs"), id="batch"),
+        pytest.param(
+            "Ingress",
+            "networking.k8s.io/v1",
+            ("networking.k8s.io", "v1", "ingresses"),
+            id="ingress",
+        ),
+        pytest.param(
+            "IngressRoute",
+            "traefik.io/v1alpha1",
+            ("traefik.io", "v1alpha1", "ingressroutes"),
+            id="traefik",
+        ),
+        pytest.param(
+            "ClusterRoleBinding",
+            "rbac.authorization.k8s.io/v1",
+            ("rbac.authorization.k8s.io", "v1", "clusterrolebindings"),
+            id="rbac",
+        ),
+        pytest.param(
+            "NetworkPolicy",
+            "networking.k8s.io/v1",
+            ("networking.k8s.io", "v1", "networkpolicies"),
+            id="table-ies",
+        ),
+        pytest.param(
+            "Gateway",
+            "gateway.networking.k8s.io/v1",
+            ("gateway.networking.k8s.io", "v1", "gateways"),
+            id="fallback-s",
+        ),
+        pytest.param(
+            "Proxy", "example.com/v1", ("example.com", "v1", "proxies"), id="fallback-ies"
+        ),
+        pytest.param(
+            "Mailbox", "example.com/v1", ("example.com", "v1", "mailboxes"), id="fallback-es"
+        ),
+    ],
+)
+def test_requests_carry_the_kind_and_resource_the_api_server_would(
+    kind: str, api_version: str, resource: tuple[str, str, str]
+) -> None:
+    """Group, version, kind and the plural resource come from apiVersion and kind."""
+    request = admission_request(
+        {"apiVersion": api_version, "kind": kind, "metadata": {"name": "x"}},
+        namespace="ns",
+        operation="CREATE",
+        uid="u",
+    )
+    assert (request.kind.group, request.kind.version, request.kind.kind) == (*resource[:2], kind)
+    assert (request.resource.group, request.resource.version, request.resource.resource) == resource
+    assert resource_for(kind) == resource[2]
+
+
+def test_built_requests_are_what_validation_would_make_of_them() -> None:
+    """The unvalidated fast construction equals a fully validated AdmissionRequest."""
+    request = admission_request(
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}},
+        namespace="team-a",
+        operation="UPDATE",
+        uid="evaluate-0",
+    )
+    validated = AdmissionRequest.model_validate(request.model_dump(by_alias=True))
+    assert validated == request
+    assert request.object is not None
+    assert request.object["metadata"]["namespace"] == "team-a"
+    assert request.old_object is None
+
+
+def test_an_object_is_allowed_only_when_validation_and_mutation_both_allow(
+    evaluate: Evaluate, write: Callable[[str, str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mutation that denies (it could not default the object) denies the result."""
+    monkeypatch.setattr(
+        evaluation, "mutate", lambda request, settings: Verdict(allowed=False, reason="broken")
+    )
+    outcome = evaluate(write("p.yaml", POD.format(name="p")))
+    assert outcome.results[0]["allowed"] is False
+    assert outcome.status == 1
+
+
+# --- roles in the input -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        pytest.param({"all.yaml": WILDCARD_ROLE + "---\n" + BINDING}, id="role-first"),
+        pytest.param({"all.yaml": BINDING + "---\n" + WILDCARD_ROLE}, id="role-later-in-the-file"),
+        pytest.param({"a.yaml": BINDING, "b.yaml": WILDCARD_ROLE}, id="role-in-a-later-file"),
+    ],
+)
+def test_roles_in_the_input_judge_the_bindings_wherever_they_stand(
+    evaluate: Evaluate, write: Callable[[str, str], Path], tmp_path: Path, files: dict[str, str]
+) -> None:
+    """A ClusterRole anywhere in the input is used to judge its binding."""
+    for name, text in files.items():
+        write(name, text)
+    (binding,) = [r for r in evaluate(tmp_path).results if r["kind"] == "ClusterRoleBinding"]
+    assert [v["check"] for v in binding["violations"]] == ["wildcardRole"]
+
+
+def test_a_binding_whose_role_is_not_in_the_input_gets_a_warning(
+    evaluate: Evaluate, write: Callable[[str, str], Path]
+) -> None:
+    """Without its role a binding is judged by the role's name, and the result says so."""
+    (result,) = evaluate(write("b.yaml", BINDING)).results
+    assert result["allowed"] is True
+    assert any("do-anything" in warning for warning in result["warnings"])
+
+
+# --- outputs and exit status --------------------------------------------------------------
+
+
+def test_json_output_has_exactly_the_contract_shape(
+    evaluate: Evaluate, write: Callable[[str, str], Path]
+) -> None:
+    """Every result and the summary carry exactly the contract's keys."""
+    report = evaluate(write("p.yaml", PRIVILEGED.format(name="web"))).report
+    assert list(report) == ["results", "summary"]
+    (result,) = report["results"]
+    assert list(result) == [
+        "source", "line", "apiVersion", "kind", "namespace", "name",
+        "allowed", "violations", "warnings", "patch",
+    ]  # fmt: skip
+    assert list(result["violations"][0]) == ["policy", "check", "message", "path"]
+    assert result["violations"][0]["path"] == "spec.containers[0].securityContext.privileged"
+    assert report["summary"] == {"objects": 1, "allowed": 0, "denied": 1, "mutated": 1}
+
+
+def test_text_output_has_one_line_per_violation_and_a_summary(
+    evaluate: Evaluate, write: Callable[[str, str], Path]
+) -> None:
+    """`file:line: Kind/namespace/name: policy/check: message`, then the counts."""
+    path = write("p.yaml", POD.format(name="ok") + "---\n" + PRIVILEGED.format(name="bad"))
+    lines = evaluate(path, output="text", namespace="team-a").out.splitlines()
+    assert lines[0].startswith(f"{path}:9: Pod/team-a/bad: pod-security/privileged: ")
+    assert lines[-1] == "2 objects: 1 admitted, 1 denied, 2 mutated"
+    assert len(lines) == 2
+
+
+@pytest.mark.parametrize(
+    ("tty", "no_color", "coloured"),
+    [
+        pytest.param(True, False, True, id="terminal"),
+        pytest.param(False, False, False, id="pipe"),
+        pytest.param(True, True, False, id="terminal-with-NO_COLOR"),
+    ],
+)
+def test_text_is_coloured_only_on_a_terminal(
+    write: Callable[[str, str], Path],
+    monkeypatch: pytest.MonkeyPatch,
+    tty: bool,
+    no_color: bool,
+    coloured: bool,
+) -> None:
+    """ANSI colours appear on a terminal only, and never with NO_COLOR set."""
+    from webhook import report
+
+    if no_color:
+        monkeypatch.setenv("NO_COLOR", "1")
+    else:
+        monkeypatch.delenv("NO_COLOR", raising=False)
+    path = write("p.yaml", PRIVILEGED.format(name="bad"))
+    documents = [
+        item
+        for item in manifests_io.read_paths([str(path)])
+        if isinstance(item, manifests_io.Document)
+    ]
+    stream = _Stdin(b"", tty=tty)
+    stream_out = io.StringIO()
+    monkeypatch.setattr(stream_out, "isatty", stream.isatty)
+    report.write("text", evaluation.judge(documents, Settings()), [], stream_out)
+    assert ("\033[" in stream_out.getvalue()) is coloured
+
+
+@pytest.mark.parametrize(
+    ("texts", "status"),
+    [
+        pytest.param([POD.format(name="a")], 0, id="all-admitted"),
+        pytest.param([POD.format(name="a"), PRIVILEGED.format(name="b")], 1, id="one-denied"),
+        pytest.param([POD.format(name="a"), "kind: [\n"], 2, id="unreadable"),
+        pytest.param([PRIVILEGED.format(name="b"), "kind: [\n"], 2, id="unreadable-and-denied"),
+    ],
+)
+def test_exit_status_says_admitted_denied_or_unreadable(
+    evaluate: Evaluate,
+    write: Callable[[str, str], Path],
+    tmp_path: Path,
+    texts: list[str],
+    status: int,
+) -> None:
+    """0 when everything is admitted, 1 when something is denied, 2 when input was bad."""
+    for number, text in enumerate(texts):
+        write(f"{number}.yaml", text)
+    assert evaluate(tmp_path).status == status
+
+
+def test_a_bad_configuration_or_operation_exits_2() -> None:
+    """Usage errors end with status 2 and one line on stderr."""
+    from webhook.cli import main
+
+    assert main(["evaluate", "--config", "/nonexistent/config.yaml", "-"]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--operation", "DELETE", "-"])
+    assert exit_info.value.code == 2
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "where", "message"),
+    [
+        pytest.param(
+            "x.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: [\n",
+            "x.yaml#0 (line 3)",
+            "not valid YAML",
+            id="yaml-syntax",
+        ),
+        pytest.param(
+            "x.yaml",
+            "kind: Pod\nmetadata: {}\n",
+            "x.yaml#0 (line 1)",
+            "no apiVersion",
+            id="no-apiVersion",
+        ),
+        pytest.param(
+            "x.yaml", "apiVersion: v1\nmetadata: {}\n", "x.yaml#0 (line 1)", "no kind", id="no-kind"
+        ),
+        pytest.param(
+            "x.yaml",
+            "- apiVersion: v1\n  kind: Pod\n",
+            "x.yaml#0 (line 1)",
+            "a list, not a mapping",
+            id="not-a-mapping",
+        ),
+        pytest.param(
+            "x.yaml", "just words\n", "x.yaml#0 (line 1)", "a string, not a mapping", id="scalar"
+        ),
+        pytest.param(
+            "x.json",
+            '{"apiVersion": "v1",\n"kind": }',
+            "x.json#0 (line 2)",
+            "not valid JSON",
+            id="json-syntax",
+        ),
+        pytest.param(
+            "x.yaml", b"apiVersion: v1\nkind: \xff\n", "x.yaml (line 2)", "not UTF-8", id="not-utf8"
+        ),
+        pytest.param("x.yaml", None, "x.yaml", "No such file or directory", id="missing-file"),
+    ],
+)
+def test_unreadable_input_is_reported_and_the_rest_is_judged(
+    evaluate: Evaluate,
+    write: Callable[[str, str], Path],
+    tmp_path: Path,
+    name: str,
+    content: str | bytes | None,
+    where: str,
+    message: str,
+) -> None:
+    """A bad document names its file, document and line on stderr; other files are judged."""
+    good = write("good.yaml", PRIVILEGED.format(name="good"))
+    bad = tmp_path / name
+    if isinstance(content, bytes):
+        bad.write_bytes(content)
+    elif content is not None:
+        bad.write_text(content)
+    outcome = evaluate(good, bad)
+    assert outcome.status == 2
+    assert [r["name"] for r in outcome.results] == ["good"]
+    (line,) = outcome.err.splitlines()
+    assert line.startswith(f"bulwark evaluate: {tmp_path}/{where}: ")
+    assert message in line
+
+
+def test_a_broken_document_costs_only_itself(
+    evaluate: Evaluate, write: Callable[[str, str], Path]
+) -> None:
+    """The documents after a YAML syntax error in the same file are still judged."""
+    path = write(
+        "x.yaml", POD.format(name="a") + "---\nkind: {broken\n---\n" + POD.format(name="c")
+    )
+    outcome = evaluate(path)
+    assert outcome.sources == [f"{path}#0", f"{path}#2"]
+    assert f"{path}#1 (line 9): not valid YAML" in outcome.err
+
+
+def test_handed_case_c23_unreadable_yaml_exits_2_naming_the_file(tmp_path: Path) -> None:
+    """C23: unreadable YAML is reported with its file, exit status 2, and no traceback."""
+    path = tmp_path / "C23.yaml"
+    path.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: broken\nspec: [\n")
+    done = subprocess.run(
+        [BULWARK, "evaluate", "--output", "json", "--namespace", "team-a", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "C23.yaml#0 (line" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert orjson.loads(done.stdout)["results"] == []
+
+
+def test_an_unreadable_folder_is_reported(
+    evaluate: Evaluate,
+    write: Callable[[str, str], Path],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """A folder that cannot be listed is a problem named on stderr; exit status 2."""
+    write("sub/p.yaml", POD.format(name="p"))
+
+    def walk(
+        top: str, onerror: Callable[[OSError], None]
+    ) -> Iterator[tuple[str, list[str], list[str]]]:
+        onerror(PermissionError(13, "Permission denied", os.path.join(top, "sub")))
+        yield top, [], []
+
+    monkeypatch.setattr(manifests_io.os, "walk", walk)
+    outcome = evaluate(tmp_path)
+    assert outcome.status == 2
+    assert f"{tmp_path}/sub: cannot read the folder: Permission denied" in outcome.err
+
+
+BILLION_LAUGHS = (
+    "apiVersion: v1\nkind: ConfigMap\na: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
+    )
+)
+
+
+def test_alias_bombs_are_refused_quickly(
+    evaluate: Evaluate, write: Callable[[str, str], Path]
+) -> None:
+    """A document whose aliases expand past a million nodes is refused, not expanded."""
+    path = write("bomb.yaml", BILLION_LAUGHS + "---\n" + POD.format(name="after"))
+    started = time.perf_counter()
+    outcome = evaluate(path)
+    assert time.perf_counter() - started < 10
+    assert "aliases expand it to more than 1,000,000 nodes" in outcome.err
+    assert [r["name"] for r in outcome.results] == ["after"]
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        pytest.param(
+            "deep.yaml",
+            "apiVersion: v1\nkind: Pod\nx: " + "[" * 100_000 + "]" * 100_000 + "\n",
+            id="flow",
+        ),
+        pytest.param(
+            "deep.yaml",
+            "apiVersion: v1\nkind: Pod\n" + "".join("  " * i + "a:\n" for i in range(3000)),
+            id="block",
+        ),
+        pytest.param(
+            "deep.json",
+            '{"apiVersion": "v1", "kind": "Pod", "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+            id="json",
+        ),
+    ],
+)
+def test_deeply_nested_documents_are_refused_with_a_message(
+    evaluate: Evaluate, write: Callable[[str, str], Path], name: str, text: str
+) -> None:
+    """Nesting beyond the parsers' limits is an input error, never a crash."""
+    outcome = evaluate(write(name, text))
+    assert outcome.status == 2
+    assert f"{name}#0 (line" in outcome.err
+
+
+def test_nesting_within_the_limits_is_judged(
+    evaluate: Evaluate, write: Callable[[str, str], Path]
+) -> None:
+    """900 levels of nesting are still read and judged."""
+    text = POD.format(name="deep") + "  extra: " + "[" * 900 + "]" * 900 + "\n"
+    assert evaluate(write("deep.yaml", text)).status == 0
+
+
+def test_a_recursion_error_while_reading_is_reported(
+    evaluate: Evaluate, write: Callable[[str, str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A RecursionError while building a document becomes a clear message."""
+
+    class Loader(manifests_io._Loader):  # type: ignore[misc,name-defined]
+        def construct_document(self, node: Any) -> Any:
+            raise RecursionError
+
+    monkeypatch.setattr(manifests_io, "_Loader", Loader)
+    outcome = evaluate(write("x.yaml", "apiVersion: v1\nkind: Pod\nx: &a [1]\n"))
+    assert "x.yaml#0 (line 1): nested too deeply to be read" in outcome.err
+
+
+# --- POST /evaluate -----------------------------------------------------------------------
+
+
+class Client:
+    """Requests to the ASGI app in-process, one event loop per request."""
+
+    def __init__(self, state: ServerState) -> None:
+        self._app = create_app(state)
+
+    def post(
+        self, url: str, *, content: bytes, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        async def send() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self._app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://bulwark") as client:
+                return await client.post(url, content=content, headers=headers)
+
+        return asyncio.run(send())
+
+
+@pytest.fixture
+def client() -> Client:
+    """The app with default settings and a small body limit."""
+    return Client(ServerState(settings=Settings(), max_body_bytes=64 * 1024))
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        pytest.param("application/yaml", PRIVILEGED.format(name="a"), id="yaml"),
+        pytest.param("application/x-yaml; charset=utf-8", PRIVILEGED.format(name="a"), id="x-yaml"),
+        pytest.param("text/plain", PRIVILEGED.format(name="a"), id="text"),
+        pytest.param(None, PRIVILEGED.format(name="a"), id="no-content-type"),
+        pytest.param(
+            "application/json",
+            orjson.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": "a"},
+                    "spec": {
+                        "containers": [
+                            {"name": "c", "image": "i", "securityContext": {"privileged": True}}
+                        ]
+                    },
+                }
+            ).decode(),
+            id="json",
+        ),
+    ],
+)
+def test_the_evaluate_endpoint_answers_the_json_report(
+    client: Client, content_type: str | None, body: str
+) -> None:
+    """YAML or JSON manifests in, the contract's JSON out, with sources `request#N`."""
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.post("/evaluate", content=body.encode(), headers=headers)
+    assert response.status_code == 200
+    (result,) = response.json()["results"]
+    assert (result["source"], result["allowed"]) == ("request#0", False)
+    assert result["violations"][0]["check"] == "privileged"
+
+
+def test_the_evaluate_endpoint_refuses_other_media_types(client: Client) -> None:
+    """A body that is neither YAML nor JSON by its Content-Type is a 415."""
+    response = client.post("/evaluate", content=b"x", headers={"content-type": "application/xml"})
+    assert response.status_code == 415
+    assert "error" in response.json()
+
+
+def test_the_evaluate_endpoint_takes_namespace_and_operation_from_the_query(client: Client) -> None:
+    """?namespace= fills in missing namespaces and ?operation=UPDATE drops pod defaults."""
+    body = POD.format(name="a").encode()
+    response = client.post("/evaluate?namespace=team-a&operation=UPDATE", content=body)
+    (result,) = response.json()["results"]
+    assert (result["namespace"], result["patch"]) == ("team-a", [])
+    assert client.post("/evaluate?operation=DELETE", content=body).status_code == 400
+
+
+def test_the_evaluate_endpoint_names_the_unreadable_document_in_a_400(client: Client) -> None:
+    """Unreadable input is a 400 whose error names the document and its line."""
+    body = (POD.format(name="a") + "---\nkind: [\n").encode()
+    response = client.post("/evaluate", content=body, headers={"content-type": "application/yaml"})
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("request#1 (line 9): not valid YAML")
+
+
+def test_the_evaluate_endpoint_refuses_an_oversized_body(client: Client) -> None:
+    """Bodies over the server's limit are refused with 413 before they are judged."""
+    response = client.post("/evaluate", content=b"#" * (64 * 1024 + 1))
+    assert response.status_code == 413
+
+
+def test_large_bodies_are_judged_in_a_worker_thread_with_the_same_answer(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bodies above the inline limit go to the thread pool and get the same report."""
+    from webhook import app
+
+    calls: list[object] = []
+    real = app.run_in_threadpool
+
+    async def spy(function: Callable[[], bytes]) -> bytes:
+        calls.append(function)
+        return await real(function)
+
+    monkeypatch.setattr(app, "run_in_threadpool", spy)
+    body = "---\n".join(POD.format(name=f"p{n}") for n in range(200)).encode()
+    assert len(body) > app.EVALUATE_INLINE_BYTES
+    response = client.post("/evaluate", content=body)
+    assert response.json()["summary"]["objects"] == 200
+    assert len(calls) == 1
+
+
+def test_the_evaluate_endpoint_uses_input_roles_then_the_cluster_roles() -> None:
+    """Over HTTP the input's roles come first, then the roles the server knows."""
+
+    class ClusterRoles:
+        def rules(self, kind: str, namespace: str, name: str) -> list[dict[str, Any]] | None:
+            return (
+                [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]
+                if name == "do-anything"
+                else None
+            )
+
+        def complete(self) -> bool:
+            return True
+
+    client = Client(ServerState(settings=Settings(), roles=ClusterRoles()))
+    cluster = client.post("/evaluate", content=BINDING.encode()).json()["results"][0]
+    harmless = WILDCARD_ROLE.replace('verbs: ["*"]', "verbs: [get]")
+    overridden = client.post("/evaluate", content=(harmless + "---\n" + BINDING).encode())
+    assert [v["check"] for v in cluster["violations"]] == ["wildcardRole"]
+    assert overridden.json()["results"][1]["allowed"] is True
+
+
+# --- start-up -----------------------------------------------------------------------------
+
+
+def test_evaluate_imports_neither_the_http_stack_nor_the_kubernetes_client(
+    write: Callable[[str, str], Path],
+) -> None:
+    """`bulwark evaluate` starts fast: no kubernetes, uvicorn, starlette or cryptography."""
+    path = write("p.yaml", POD.format(name="p"))
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "webhook", "evaluate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in done.stderr.splitlines()}
+    assert not imported & {"kubernetes", "uvicorn", "starlette", "cryptography"}

@@ -1,0 +1,118 @@
+"""The `evaluate` output formats, compared with golden files for a small sample tree.
+
+The tree in tests/data/evaluate/tree holds our own manifests: admitted, denied, mutated and
+warned objects, a List, a role defined after its binding, and files that are not manifests.
+After a deliberate change of wording, rewrite the golden files with
+
+    BULWARK_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_evaluate_outputs.py
+
+and read the diff before committing it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from webhook.evaluate import run_cli
+
+DATA = Path(__file__).parent / "data" / "evaluate"
+GOLDEN = DATA / "golden"
+UPDATE = os.environ.get("BULWARK_UPDATE_GOLDEN") == "1"
+
+
+def evaluate_tree(
+    output: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str]:
+    """`bulwark evaluate --config config.yaml tree`, run from tests/data/evaluate."""
+    monkeypatch.chdir(DATA)
+    monkeypatch.setattr(sys, "stdin", None)
+    status = run_cli(
+        ["tree"], config_path="config.yaml", namespace="default", operation="CREATE", output=output
+    )
+    return status, capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("output", "golden"),
+    [
+        pytest.param("text", "text.txt", id="text"),
+        pytest.param("json", "json.json", id="json"),
+        pytest.param("junit", "junit.xml", id="junit"),
+        pytest.param("sarif", "sarif.json", id="sarif"),
+    ],
+)
+def test_the_sample_tree_prints_as_the_golden_file(
+    output: str,
+    golden: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each format prints the sample tree exactly as its golden file shows."""
+    status, printed = evaluate_tree(output, capsys, monkeypatch)
+    if UPDATE:
+        (GOLDEN / golden).write_text(printed)
+    assert printed == (GOLDEN / golden).read_text()
+    assert status == 1
+
+
+def test_junit_has_a_testcase_per_object_and_a_failure_per_denial(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """JUnit: one testcase per object; the denied ones carry a failure with the messages."""
+    _, printed = evaluate_tree("junit", capsys, monkeypatch)
+    _, report = evaluate_tree("json", capsys, monkeypatch)
+    summary = orjson.loads(report)["summary"]
+    root = ET.fromstring(printed)
+    cases = root.findall("./testsuite/testcase")
+    failures = [case for case in cases if case.find("failure") is not None]
+    assert len(cases) == summary["objects"] == int(root.get("tests", ""))
+    assert len(failures) == summary["denied"] == int(root.get("failures", ""))
+    assert all("pod-security/" in (case.findtext("failure") or "") for case in failures[:1])
+
+
+def _rules(run: dict[str, Any]) -> list[str]:
+    return [rule["id"] for rule in run["tool"]["driver"]["rules"]]
+
+
+def test_sarif_results_point_at_rules_files_and_lines(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SARIF 2.1.0: each result names a listed rule, a level, the file and the object's line."""
+    _, printed = evaluate_tree("sarif", capsys, monkeypatch)
+    sarif = orjson.loads(printed)
+    assert sarif["version"] == "2.1.0"
+    (run,) = sarif["runs"]
+    rules = _rules(run)
+    levels = {result["ruleId"]: result["level"] for result in run["results"]}
+    for result in run["results"]:
+        assert rules[result["ruleIndex"]] == result["ruleId"]
+        (location,) = result["locations"]
+        assert location["physicalLocation"]["artifactLocation"]["uri"].startswith("tree/")
+        assert location["physicalLocation"]["region"]["startLine"] >= 1
+    assert levels["pod-security/privileged"] == "error"
+    assert levels["ingress-tls/missingTLS"] == "warning"
+    assert levels["bulwark/warning"] == "note"
+
+
+def test_unreadable_documents_show_in_junit_and_sarif(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A document that cannot be read is a JUnit error and a SARIF tool notification."""
+    (tmp_path / "bad.yaml").write_text("kind: [\n")
+    monkeypatch.setattr(sys, "stdin", None)
+    arguments: dict[str, Any] = {"config_path": None, "namespace": "default", "operation": "CREATE"}
+    assert run_cli([str(tmp_path)], output="junit", **arguments) == 2
+    junit = ET.fromstring(capsys.readouterr().out)
+    assert junit.find("./testsuite/testcase/error") is not None
+    run_cli([str(tmp_path)], output="sarif", **arguments)
+    (run,) = orjson.loads(capsys.readouterr().out)["runs"]
+    (invocation,) = run["invocations"]
+    assert invocation["executionSuccessful"] is False
+    assert "bad.yaml#0 (line 1)" in invocation["toolExecutionNotifications"][0]["message"]["text"]

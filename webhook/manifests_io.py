@@ -1,0 +1,304 @@
+"""Reading manifests for `bulwark evaluate`: files, folders and standard input.
+
+Every object comes out as a `Document` that knows where it stands (`deploy/app.yaml#2`,
+line 14); every document that cannot be judged comes out as a `Problem` that says where
+and why, and reading goes on with the next document and the next file.
+
+A file is split into YAML documents at its `---` lines, as kubectl does, so one broken
+document does not hide the others. A document is read by the fast subset reader in
+`webhook.yaml_subset` and, when that gives up, by libyaml (PyYAML's CSafeLoader), which
+refuses nesting deeper than 1000 levels; a document with aliases is refused when they
+expand it past `MAX_EXPANDED_NODES` ("billion laughs"). Text that starts with `{` is read
+as JSON first, as kubectl does. `List` objects (`kind: List` or `PodList`, ...) are opened
+up: each item is a document of its own, `file#2.items[3]`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import orjson
+import yaml
+
+from webhook import yaml_subset
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+MAX_EXPANDED_NODES = 1_000_000
+STDIN = "-"
+
+_SEPARATOR = re.compile(r"^---(?=[ \t\r\n]|$)", re.MULTILINE)
+_CONTENT_LINE = re.compile(r"^[ \t]*[^\s#]", re.MULTILINE)
+_JSON_FIRST_KEY = re.compile(rb'\s*\{\s*"')
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One Kubernetes object read from the input."""
+
+    file: str  # as the user named it; "-" for standard input
+    source: str  # "file#index", unique within one evaluation
+    line: int  # 1-based line of the object's first key
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Input that cannot be judged, and where it is."""
+
+    file: str
+    source: str
+    line: int  # 0 when the whole file is concerned
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.source} (line {self.line})" if self.line else self.source
+        return f"{where}: {self.message}"
+
+
+Item = Document | Problem
+
+
+def manifest_files(paths: list[str]) -> Iterator[tuple[str, str | None]]:
+    """(name, error) for every file to read: folders are walked, in sorted order.
+
+    Files and folders whose names start with a dot (`.git`, `.github/workflows`) are
+    skipped inside a folder but read when named. `error` is None for a readable path.
+    """
+    for path in paths or [STDIN]:
+        if path == STDIN or not os.path.isdir(path):
+            yield path, None
+            continue
+        errors: list[OSError] = []
+        for root, folders, names in os.walk(path, onerror=errors.append):
+            folders[:] = sorted(name for name in folders if not name.startswith("."))
+            for name in sorted(names):
+                if name.endswith(MANIFEST_SUFFIXES) and not name.startswith("."):
+                    yield os.path.join(root, name), None
+        for error in errors:
+            yield str(error.filename), f"cannot read the folder: {error.strerror}"
+
+
+def read_paths(paths: list[str], stdin: Any = None) -> Iterator[Item]:
+    """Every document (or problem) in `paths`; `-` or no path reads `stdin` (bytes)."""
+    for name, unreadable in manifest_files(paths):
+        if unreadable is not None:
+            yield Problem(name, name, 0, unreadable)
+            continue
+        try:
+            if name == STDIN:
+                data = stdin.read() if stdin is not None else b""
+            else:
+                with open(name, "rb") as handle:
+                    data = handle.read()
+        except OSError as error:
+            yield Problem(name, name, 0, f"cannot read: {error.strerror or error}")
+            continue
+        yield from read_bytes(name, data, json=name.endswith(".json"))
+
+
+def read_bytes(name: str, data: bytes, *, json: bool = False) -> Iterator[Item]:
+    """The documents in one file's bytes; `json` for a `.json` file (no YAML fallback)."""
+    data = data.removeprefix(b"\xef\xbb\xbf")  # the byte-order mark some editors write
+    opening = _JSON_FIRST_KEY.match(data)
+    if opening or (json and data.strip()):
+        try:
+            body = orjson.loads(data)
+        except orjson.JSONDecodeError as error:
+            if json:
+                yield Problem(name, f"{name}#0", error.lineno, f"not valid JSON: {error.msg}")
+                return
+        else:
+            line = data.count(b"\n", 0, opening.end()) + 1 if opening else 1
+            yield from _objects(name, f"{name}#0", line, body, partial(_item_lines, data, 0))
+            return
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        yield Problem(name, name, data.count(b"\n", 0, error.start) + 1, "not UTF-8 text")
+        return
+    yield from read_yaml(name, text)
+
+
+def _chunks(text: str) -> Iterator[tuple[int, str]]:
+    """(first line, text) of every `---`-separated part; a leading comment-only part is
+    dropped and a leading directives-only part (`%YAML 1.1`) joins the next one."""
+    starts = [match.start() for match in _SEPARATOR.finditer(text)]
+    if not starts or starts[0] != 0:
+        starts.insert(0, 0)
+    line = 0
+    carried = ""
+    for index, start in enumerate(starts):
+        end = starts[index + 1] if index + 1 < len(starts) else len(text)
+        chunk = text[start:end]
+        if index == 0 and not chunk.startswith("---"):
+            content = [m.group() for m in _CONTENT_LINE.finditer(chunk)]
+            if not content or all(c.lstrip().startswith("%") for c in content):
+                carried = chunk if content else ""
+                line += chunk.count("\n")
+                continue
+        yield line - carried.count("\n"), carried + chunk
+        line += chunk.count("\n")
+        carried = ""
+
+
+def read_yaml(name: str, text: str) -> Iterator[Item]:
+    """The documents of one YAML text, each parsed on its own."""
+    fast = yaml_subset.UNSUPPORTED_CHARACTERS.search(text) is None
+    index = 0
+    for offset, chunk in _chunks(text):
+        if fast:
+            try:
+                body, first = yaml_subset.load(chunk)
+            except yaml_subset.Unsupported:
+                pass
+            else:
+                source, line = f"{name}#{index}", offset + first + 1
+                yield from _objects(name, source, line, body, partial(_item_lines, chunk, offset))
+                index += 1
+                continue
+        items, documents = _slow(name, chunk, offset, index)
+        yield from items
+        index += documents
+
+
+def _slow(name: str, chunk: str, offset: int, index: int) -> tuple[list[Item], int]:
+    """The objects of one chunk read by libyaml, and how many documents it held."""
+    items: list[Item] = []
+    start = index
+    loader = _Loader(chunk)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if "&" in chunk:
+                _refuse_bombs(node)
+            body = loader.construct_document(node)
+            source, line = f"{name}#{index}", offset + _first_line(node) + 1
+            lines = partial(_node_item_lines, node, offset)
+            items.extend(_objects(name, source, line, body, lines))
+            index += 1
+    except yaml.MarkedYAMLError as error:
+        line, message = _located(error, chunk, offset)
+        items.append(Problem(name, f"{name}#{index}", line, f"not valid YAML: {message}"))
+        index += 1
+    except (yaml.YAMLError, _Refused) as error:
+        message = str(error) if isinstance(error, _Refused) else f"not valid YAML: {error}"
+        items.append(Problem(name, f"{name}#{index}", offset + 1, message))
+        index += 1
+    except RecursionError:
+        items.append(Problem(name, f"{name}#{index}", offset + 1, "nested too deeply to be read"))
+        index += 1
+    finally:
+        loader.dispose()
+    return items, index - start
+
+
+def _located(error: yaml.MarkedYAMLError, chunk: str, offset: int) -> tuple[int, str]:
+    """The line of a YAML error (never past its document) and what went wrong there."""
+    last = chunk.rstrip().count("\n")
+
+    def line_of(mark: Any) -> int:
+        return offset + min(int(mark.line), last) + 1
+
+    mark = error.problem_mark or error.context_mark
+    context = error.context or ""
+    if (
+        error.context
+        and error.context_mark
+        and error.problem_mark
+        and line_of(error.context_mark) != line_of(error.problem_mark)
+    ):
+        context += f" (from line {line_of(error.context_mark)})"
+    message = ", ".join(part for part in (context, error.problem) if part)
+    return (line_of(mark) if mark else offset + 1), message
+
+
+class _Refused(Exception):
+    pass
+
+
+def _refuse_bombs(root: yaml.Node) -> None:
+    """Refuse a document whose aliases expand it past MAX_EXPANDED_NODES nodes."""
+    stack: list[Any] = [root]
+    count = 0
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > MAX_EXPANDED_NODES:
+            raise _Refused(
+                f"refused: its aliases expand it to more than {MAX_EXPANDED_NODES:,} nodes"
+            )
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack.append(key)
+                stack.append(value)
+
+
+def _first_line(node: yaml.Node) -> int:
+    if isinstance(node, yaml.MappingNode) and node.value:
+        return int(node.value[0][0].start_mark.line)
+    return int(node.start_mark.line)
+
+
+def _objects(
+    name: str, source: str, line: int, body: Any, item_lines: Callable[[], list[int]]
+) -> Iterator[Item]:
+    """The object in one document, or its items when it is a List; nothing when empty."""
+    if body is None:
+        return
+    if not isinstance(body, dict):
+        yield Problem(
+            name, source, line, f"not a Kubernetes object: a {_type_name(body)}, not a mapping"
+        )
+        return
+    api_version, kind = body.get("apiVersion"), body.get("kind")
+    if not api_version or not isinstance(api_version, str):
+        yield Problem(name, source, line, "not a Kubernetes object: no apiVersion")
+    elif not kind or not isinstance(kind, str):
+        yield Problem(name, source, line, "not a Kubernetes object: no kind")
+    elif kind.endswith("List") and isinstance(body.get("items"), list):
+        yield from _items(name, source, line, body, item_lines())
+    else:
+        yield Document(name, source, line, body)
+
+
+def _items(
+    name: str, source: str, line: int, body: dict[str, Any], lines: list[int]
+) -> Iterator[Item]:
+    # A typed list (PodList) may leave apiVersion and kind out of its items.
+    kind = body["kind"]
+    defaults = {} if kind == "List" else {"apiVersion": body["apiVersion"], "kind": kind[:-4]}
+    for position, value in enumerate(body["items"]):
+        item = {**defaults, **value} if isinstance(value, dict) and defaults else value
+        item_line = lines[position] if position < len(lines) else line
+        item_source = f"{source}.items[{position}]"
+        yield from _objects(name, item_source, item_line, item, list)
+
+
+def _item_lines(text: str | bytes, offset: int) -> list[int]:
+    """The 1-based line of each List item's first key, or [] when they cannot be found."""
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return []
+    return _node_item_lines(node, offset) if node is not None else []
+
+
+def _node_item_lines(node: yaml.Node, offset: int) -> list[int]:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if key.value == "items" and isinstance(value, yaml.SequenceNode):
+                return [offset + _first_line(item) + 1 for item in value.value]
+    return []
+
+
+def _type_name(value: Any) -> str:
+    names = {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}
+    return names.get(type(value), type(value).__name__)

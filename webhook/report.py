@@ -1,0 +1,218 @@
+"""The output formats of `bulwark evaluate`: text, JSON, JUnit XML and SARIF 2.1.0.
+
+`json` is the contract's document, also the body of `POST /evaluate`. `text` is for a
+person: one line per denial or warning, `file:line: Kind/namespace/name: policy/check:
+message`, then a summary; coloured only on a terminal (and never with NO_COLOR set).
+`junit` and `sarif` let CI systems show denials beside the code: one JUnit testcase per
+object (a `failure` when it is denied, an `error` for a document that cannot be read), one
+SARIF result per violation (`error` for deny, `warning` for warn, `note` for other
+warnings) with the file and the line of the object.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
+from urllib.parse import quote
+
+import orjson
+
+from webhook import __version__
+
+if TYPE_CHECKING:
+    from webhook.evaluate import Result
+    from webhook.manifests_io import Problem
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+_RED, _YELLOW, _BOLD, _RESET = "\033[31m", "\033[33m", "\033[1m", "\033[0m"
+
+
+def label(result: Result) -> str:
+    """`Kind/namespace/name`, or `Kind/name` for a cluster-scoped object."""
+    kind, name = result.document.body["kind"], result.name or "(unnamed)"
+    return f"{kind}/{result.namespace}/{name}" if result.namespace else f"{kind}/{name}"
+
+
+def denial_reason(result: Result) -> str:
+    """Why an object without violations was denied (a policy could not judge it)."""
+    verdict = result.checked if not result.checked.allowed else result.defaulted
+    return verdict.reason
+
+
+def other_warnings(result: Result) -> list[str]:
+    """The warnings that do not come from a policy in `warn` mode (e.g. a missing role)."""
+    from_warned = {f"[{v.policy}/{v.check}] {v.message}" for v in result.checked.warned}
+    return [warning for warning in result.warnings if warning not in from_warned]
+
+
+def summary(results: Iterable[Result]) -> dict[str, int]:
+    counts = {"objects": 0, "allowed": 0, "denied": 0, "mutated": 0}
+    for result in results:
+        counts["objects"] += 1
+        counts["allowed" if result.allowed else "denied"] += 1
+        counts["mutated"] += bool(result.defaulted.patch)
+    return counts
+
+
+def json_document(results: Sequence[Result]) -> dict[str, Any]:
+    """The contract's JSON document for `results`."""
+    return {"results": [_json_result(result) for result in results], "summary": summary(results)}
+
+
+def _json_result(result: Result) -> dict[str, Any]:
+    body = result.document.body
+    return {
+        "source": result.document.source,
+        "line": result.document.line,
+        "apiVersion": body["apiVersion"],
+        "kind": body["kind"],
+        "namespace": result.namespace,
+        "name": result.name,
+        "allowed": result.allowed,
+        "violations": [violation.as_dict() for violation in result.checked.violations],
+        "warnings": result.warnings,
+        "patch": result.defaulted.patch,
+    }
+
+
+def dumps(document: Any, *, indent: bool = True) -> bytes:
+    options = orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if indent else 0)
+    return orjson.dumps(document, option=options)
+
+
+def text(results: Sequence[Result], problems: Sequence[Problem], *, colour: bool) -> str:
+    def paint(words: str, code: str) -> str:
+        return f"{code}{words}{_RESET}" if colour else words
+
+    lines = []
+    for result in results:
+        where = paint(f"{result.document.file}:{result.document.line}:", _BOLD)
+        who = label(result)
+        for violation in result.checked.violations:
+            check = paint(f"{violation.policy}/{violation.check}", _RED)
+            lines.append(f"{where} {who}: {check}: {violation.message}")
+        if not result.allowed and not result.checked.violations:
+            lines.append(f"{where} {who}: {paint('denied', _RED)}: {denial_reason(result)}")
+        lines.extend(
+            f"{where} {who}: {paint('warning', _YELLOW)}: {warning}" for warning in result.warnings
+        )
+
+    counts = summary(results)
+    denied = f"{counts['denied']} denied"
+    tail = f", {len(problems)} unreadable" if problems else ""
+    lines.append(
+        f"{counts['objects']} objects: {counts['allowed']} admitted, "
+        f"{paint(denied, _RED) if counts['denied'] else denied}, {counts['mutated']} mutated{tail}"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def junit(results: Sequence[Result], problems: Sequence[Problem]) -> str:
+    counts = summary(results)
+    totals = {
+        "tests": str(counts["objects"] + len(problems)),
+        "failures": str(counts["denied"]),
+        "errors": str(len(problems)),
+    }
+    root = ET.Element("testsuites", {"name": "bulwark evaluate", **totals})
+    suite = ET.SubElement(root, "testsuite", {"name": "bulwark evaluate", **totals, "skipped": "0"})
+    for result in results:
+        name = f"{label(result)} ({result.document.source})"
+        case = ET.SubElement(suite, "testcase", classname=result.document.file, name=name)
+        if not result.allowed:
+            found = [
+                f"{v.policy}/{v.check}: {v.message} (at {v.path})"
+                for v in result.checked.violations
+            ] or [f"denied: {denial_reason(result)}"]
+            message = found[0] if len(found) == 1 else f"{found[0]} (and {len(found) - 1} more)"
+            failure = ET.SubElement(case, "failure", message=message, type="denied")
+            failure.text = "\n".join(found)
+        if result.warnings:
+            warnings = ET.SubElement(case, "system-out")
+            warnings.text = "\n".join(f"warning: {warning}" for warning in result.warnings)
+    for problem in problems:
+        case = ET.SubElement(suite, "testcase", classname=problem.file, name=problem.source)
+        error = ET.SubElement(case, "error", message=problem.message, type="unreadable")
+        error.text = str(problem)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
+
+
+def _location(file: str, line: int, logical: str = "") -> dict[str, Any]:
+    physical = {
+        "artifactLocation": {"uri": quote(file.replace(os.sep, "/"))},
+        "region": {"startLine": max(line, 1)},
+    }
+    location: dict[str, Any] = {"physicalLocation": physical}
+    if logical:
+        location["logicalLocations"] = [{"fullyQualifiedName": logical, "kind": "resource"}]
+    return location
+
+
+def sarif(results: Sequence[Result], problems: Sequence[Problem]) -> dict[str, Any]:
+    rules: dict[str, int] = {}
+    findings: list[dict[str, Any]] = []
+
+    def add(rule: str, level: str, result: Result, message: str, path: str = "") -> None:
+        index = rules.setdefault(rule, len(rules))
+        where = _location(result.document.file, result.document.line, label(result))
+        finding = {"ruleId": rule, "ruleIndex": index, "level": level}
+        finding |= {"message": {"text": f"{label(result)}: {message}"}, "locations": [where]}
+        finding["properties"] = {"source": result.document.source, "path": path}
+        findings.append(finding)
+
+    for result in results:
+        for v in result.checked.violations:
+            add(f"{v.policy}/{v.check}", "error", result, v.message, v.path)
+        if not result.allowed and not result.checked.violations:
+            add("bulwark/policy-error", "error", result, denial_reason(result))
+        for v in result.checked.warned:
+            add(f"{v.policy}/{v.check}", "warning", result, v.message, v.path)
+        for warning in other_warnings(result):
+            add("bulwark/warning", "note", result, warning)
+
+    notifications = [
+        {"level": "error", "message": {"text": str(problem)}}
+        | {"locations": [_location(problem.file, problem.line)]}
+        for problem in problems
+    ]
+    driver = {
+        "name": "bulwark",
+        "version": __version__,
+        "rules": [_rule(rule) for rule in rules],
+    }
+    run = {
+        "tool": {"driver": driver},
+        "invocations": [
+            {"executionSuccessful": not problems, "toolExecutionNotifications": notifications}
+        ],
+        "results": findings,
+    }
+    return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
+
+
+def _rule(rule: str) -> dict[str, Any]:
+    policy, _, check = rule.partition("/")
+    return {
+        "id": rule,
+        "name": check,
+        "shortDescription": {"text": f"{policy}: {check}"},
+        "properties": {"tags": ["security", "kubernetes", policy]},
+    }
+
+
+def write(
+    output: str, results: Sequence[Result], problems: Sequence[Problem], stream: TextIO
+) -> None:
+    """Print `results` to `stream` in `output` format (text, json, junit or sarif)."""
+    if output == "json":
+        stream.write(dumps(json_document(results)).decode() + "\n")
+    elif output == "sarif":
+        stream.write(dumps(sarif(results, problems)).decode() + "\n")
+    elif output == "junit":
+        stream.write(junit(results, problems))
+    else:
+        colour = stream.isatty() and "NO_COLOR" not in os.environ
+        stream.write(text(results, problems, colour=colour))
