@@ -204,6 +204,7 @@ def test_health_readiness_and_metrics_answer(client: httpx.Client) -> None:
     assert 'bulwark_policy_violations_total{check="privileged",enforcement="deny"' in text
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
 def test_tls_1_1_is_refused(server: LiveServer) -> None:
     """Only TLS 1.2 and 1.3 are offered."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
