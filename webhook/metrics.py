@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 # Admission latency is mostly sub-millisecond; the API server's deadline is seconds.
@@ -9,7 +11,12 @@ DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 
 
 class Metrics:
-    """The metrics one server exposes, registered on their own registry."""
+    """The metrics one server exposes, registered on their own registry.
+
+    The recording methods keep each labelled child once it is made: `labels()` checks
+    and locks on every call, which costs more than the increment itself. The label
+    values are bounded (see the module docstring), so the caches are too.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -38,3 +45,24 @@ class Metrics:
             ("policy",),
             registry=self.registry,
         )
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def _child(self, metric: Any, name: str, *labels: str) -> Any:
+        key = (name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def count_request(self, webhook: str, operation: str, kind: str, allowed: bool) -> None:
+        allowed_label = "true" if allowed else "false"
+        self._child(self.requests, "requests", webhook, operation, kind, allowed_label).inc()
+
+    def observe_duration(self, webhook: str, seconds: float) -> None:
+        self._child(self.duration, "duration", webhook).observe(seconds)
+
+    def count_violation(self, policy: str, check: str, enforcement: str) -> None:
+        self._child(self.violations, "violations", policy, check, enforcement).inc()
+
+    def count_error(self, policy: str) -> None:
+        self._child(self.errors, "errors", policy).inc()
