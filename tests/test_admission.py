@@ -159,3 +159,61 @@ def test_an_update_adding_a_new_violation_is_denied_even_if_others_existed() -> 
     verdict = validate(_request(review(new, operation="UPDATE", old=old)), Settings())
     assert not verdict.allowed
     assert [v.subject for v in verdict.violations] == ['container "debug"']
+
+
+@pytest.mark.parametrize(
+    ("old_spec", "new_spec"),
+    [
+        pytest.param(
+            {"containers": [{"name": "a", "image": "x",
+                             "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}]},
+            {"containers": [{"name": "a", "image": "x", "securityContext": {
+                "capabilities": {"add": ["NET_ADMIN", "SYS_ADMIN"]}}}]},
+            id="one-more-capability",
+        ),
+        pytest.param(
+            {"containers": [{"name": "a", "image": "x"}],
+             "volumes": [{"name": "logs", "hostPath": {"path": "/var/log/app"}}]},
+            {"containers": [{"name": "a", "image": "x"}],
+             "volumes": [{"name": "logs", "hostPath": {"path": "/"}}]},
+            id="host-path-widened-to-root",
+        ),
+        pytest.param(
+            {"containers": [{"name": "a", "image": "x", "ports": [
+                {"containerPort": 80, "hostPort": 8080}]}]},
+            {"containers": [{"name": "a", "image": "x", "ports": [
+                {"containerPort": 80, "hostPort": 8080}, {"containerPort": 22, "hostPort": 22}]}]},
+            id="another-host-port",
+        ),
+    ],
+)  # fmt: skip
+def test_an_update_that_widens_an_existing_violation_is_denied(
+    old_spec: dict[str, Any], new_spec: dict[str, Any]
+) -> None:
+    """Grandfathering compares the offending values, not only the check and container."""
+    old = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": old_spec}
+    new = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": new_spec}
+    assert not validate(_request(review(new, operation="UPDATE", old=old)), Settings()).allowed
+    assert validate(_request(review(old, operation="UPDATE", old=old)), Settings()).allowed
+
+
+def test_the_request_namespace_wins_over_the_objects() -> None:
+    """A hand-made review cannot pick an allowlisted level through metadata.namespace."""
+    obj = pod(privileged=True)
+    obj["metadata"]["namespace"] = "kube-system"
+    assert not validate(_request(review(obj, namespace="team-a")), Settings()).allowed
+
+
+def test_a_denial_lists_at_most_twenty_violations_and_counts_the_rest() -> None:
+    """A pod with a hundred privileged containers gets a bounded message."""
+    obj = pod()
+    obj["spec"]["containers"] = [
+        {"name": f"c{i}", "image": "x", "securityContext": {"privileged": True}} for i in range(100)
+    ]
+    body = review(obj)
+    verdict = validate(_request(body), Settings())
+    message = encode_response(AdmissionReview.model_validate(body), verdict, with_patch=False)[
+        "response"
+    ]["status"]["message"]
+    assert message.count("[pod-security/privileged]") == 20
+    assert message.endswith("and 80 more violations")

@@ -230,7 +230,8 @@ def test_keys_are_private_whatever_the_umask_and_leftovers(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        pytest.param(["--days", "0"], "--days must be at least 1", id="zero-days"),
+        pytest.param(["--days", "0"], "--days must be between 1 and 36500", id="zero-days"),
+        pytest.param(["--days", "99999999"], "--days must be between 1 and", id="absurd-days"),
         pytest.param(["--host", ""], "host name must be non-empty", id="empty-host"),
     ],
 )

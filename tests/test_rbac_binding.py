@@ -294,7 +294,9 @@ def test_a_binding_without_subjects_grants_nothing_to_judge() -> None:
     [
         pytest.param([rule(["*"], ["*"], ["*"])], {"wildcardRole"}, id="all-groups-wildcard"),
         pytest.param([rule(["*"], ["*"], [""])], {"wildcardRole"}, id="core-group-wildcard"),
-        pytest.param([rule(["*"], ["*"], ["apps"])], set(), id="one-named-group-wildcard-allowed"),
+        pytest.param(
+            [rule(["*"], ["*"], ["apps"])], {"wildcardRole"}, id="one-named-group-wildcard"
+        ),
         pytest.param([rule(["*"], ["pods"], ["*"])], set(), id="all-verbs-on-one-resource"),
         pytest.param([rule(["get", "list"], ["*"], ["*"])], set(), id="read-everything"),
         pytest.param(
@@ -315,7 +317,7 @@ def test_a_binding_without_subjects_grants_nothing_to_judge() -> None:
             {"escalationVerbs"},
             id="star-verbs-on-rbac-roles",
         ),
-        pytest.param([rule(["*"], ["*"], [RBAC])], {"escalationVerbs"}, id="star-on-rbac-group"),
+        pytest.param([rule(["*"], ["*"], [RBAC])], {"wildcardRole"}, id="star-on-rbac-group"),
         pytest.param(
             [rule(["*"], ["serviceaccounts"], [""])],
             {"escalationVerbs"},

@@ -55,15 +55,16 @@ def _skip_reason(request: AdmissionRequest, namespace: str, settings: Settings) 
 
 
 def _identity(request: AdmissionRequest, obj: Object) -> tuple[str, str]:
-    """Namespace and name, from the object or, when it lacks them, from the request.
+    """Namespace and name, from the request or, where it has none, from the object.
 
-    Pods made from `generateName` have no name yet, and objects sent by older clients may
-    leave the namespace to the request path.
+    Pods made from `generateName` have no name yet. The API server refuses an object whose
+    namespace differs from the request's, so the request's namespace is the one that will
+    hold the object; preferring it keeps a hand-made review from choosing its own level.
     """
     metadata: Any = obj.get("metadata")
     if not isinstance(metadata, dict):
         metadata = {}
-    namespace = metadata.get("namespace") or request.namespace
+    namespace = request.namespace or metadata.get("namespace") or ""
     name = metadata.get("name") or request.name or metadata.get("generateName") or ""
     return str(namespace), str(name)
 
@@ -129,10 +130,16 @@ def validate(
     if verdict.violations:
         verdict.allowed = False
     if verdict.allowed and not verdict.reason:
-        verdict.reason = (
-            "no policy found a violation" if not verdict.warned else "admitted with warnings"
-        )
+        verdict.reason = _admitted_because(verdict)
     return verdict
+
+
+def _admitted_because(verdict: Verdict) -> str:
+    if verdict.warned:
+        return "admitted with warnings (enforcement warn)"
+    if verdict.audited:
+        return "admitted; violations recorded for audit (enforcement audit)"
+    return "no policy found a violation"
 
 
 def _file(verdict: Verdict, found: list[Violation], enforcement: str) -> None:

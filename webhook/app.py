@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import orjson
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -32,7 +31,7 @@ from webhook.errors import BadReview, BulwarkError
 from webhook.evaluate import evaluate_body
 from webhook.metrics import Metrics
 from webhook.podspec import POD_CARRYING_KINDS
-from webhook.review import AdmissionReview, decode_review, encode_response
+from webhook.review import AdmissionReview, decode_review, dump_json, encode_response
 from webhook.verdict import NoRoles, RoleSource, Verdict
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -62,7 +61,7 @@ class ServerState:
 
 
 def _json(status: int, body: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+    return Response(dump_json(body), status_code=status, media_type="application/json")
 
 
 def error_response(status: int, message: str) -> Response:
@@ -239,6 +238,12 @@ async def _bad_review(request: Request, error: Exception) -> Response:
     return error_response(400, str(error))
 
 
+async def _client_gone(request: Request, error: Exception) -> Response:
+    # The API server gave up (its timeout) or the peer hung up mid-body: nobody to answer.
+    log.debug("client_disconnected", path=request.url.path)
+    return error_response(400, "the client disconnected before the body was complete")
+
+
 async def _unexpected(request: Request, error: Exception) -> Response:
     # Reached only by a bug outside the policies (those are caught by the engine).
     log.error("request_failed", path=request.url.path, exc_info=error)
@@ -247,6 +252,7 @@ async def _unexpected(request: Request, error: Exception) -> Response:
 
 ERROR_HANDLERS: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
     HTTPException: _http_error,
+    ClientDisconnect: _client_gone,
     BadReview: _bad_review,
     BulwarkError: _bad_review,
     Exception: _unexpected,

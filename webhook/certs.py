@@ -24,6 +24,8 @@ from webhook.errors import CertificateError
 
 CA_CERT, CA_KEY, TLS_CERT, TLS_KEY = "ca.crt", "ca.key", "tls.crt", "tls.key"
 FILE_NAMES = (CA_CERT, CA_KEY, TLS_CERT, TLS_KEY)
+# A hundred years: long past any sane rotation, well inside X.509's dates.
+MAX_DAYS = 36500
 # Allow for clocks that disagree a little between the webhook and the API server.
 BACKDATE = dt.timedelta(minutes=5)
 
@@ -77,8 +79,8 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 def generate_bundle(hosts: list[str], *, days: int = 365, common_name: str = "bulwark") -> Bundle:
     """A new CA and a serving certificate for `hosts`, valid for `days` days."""
-    if days < 1:
-        raise CertificateError(f"--days must be at least 1, not {days}")
+    if not 1 <= days <= MAX_DAYS:
+        raise CertificateError(f"--days must be between 1 and {MAX_DAYS}, not {days}")
     if not hosts or not all(host.strip() for host in hosts):
         raise CertificateError(f"every host name must be non-empty, got {hosts!r}")
     now = dt.datetime.now(dt.UTC)

@@ -8,6 +8,7 @@ on stderr naming the problem, never a traceback.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 
@@ -17,6 +18,18 @@ from webhook.errors import BulwarkError
 EXIT_OK, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
 OUTPUTS = ("text", "json", "junit", "sarif")
 OPERATIONS = ("CREATE", "UPDATE")
+
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def dns_label(text: str) -> str:
+    """A Kubernetes service or namespace name (RFC 1123 label), for argparse."""
+    if not _DNS_LABEL.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a valid name: lower-case letters, digits and '-', at most 63"
+        )
+    return text
 
 
 class _Parser(argparse.ArgumentParser):
@@ -107,8 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--drain-seconds", type=float, default=20.0)
     serve.add_argument("--cert-poll-seconds", type=float, default=5.0)
     serve.add_argument("--kubeconfig", help="kubeconfig for the role cache (default: in-cluster)")
-    serve.add_argument("--service", default="bulwark", help="service name for a self-signed pair")
-    serve.add_argument("--namespace", default="bulwark-system")
+    serve.add_argument(
+        "--service", type=dns_label, default="bulwark", help="service name for a self-signed pair"
+    )
+    serve.add_argument("--namespace", type=dns_label, default="bulwark-system")
     serve.set_defaults(handler=_serve)
 
     evaluate = commands.add_parser("evaluate", help="judge manifests offline, as the webhook would")
@@ -121,8 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     certs = commands.add_parser("certs", help="make a CA and a serving certificate")
     certs.add_argument("--out", required=True, help="folder for ca.crt, ca.key, tls.crt, tls.key")
-    certs.add_argument("--service", default="bulwark")
-    certs.add_argument("--namespace", default="bulwark-system")
+    certs.add_argument("--service", type=dns_label, default="bulwark")
+    certs.add_argument("--namespace", type=dns_label, default="bulwark-system")
     certs.add_argument("--days", type=int, default=365)
     certs.add_argument("--host", action="append", default=[], help="an extra DNS name or IP")
     certs.add_argument("--force", action="store_true", help="replace existing files")
@@ -131,16 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
     manifests = commands.add_parser("manifests", help="print the webhook configurations")
     manifests.add_argument("--ca-bundle", help="PEM file of the CA that signed the serving cert")
     manifests.add_argument("--url", help="base URL of a webhook outside the cluster")
-    manifests.add_argument("--namespace", default="bulwark-system")
-    manifests.add_argument("--service", default="bulwark")
+    manifests.add_argument("--namespace", type=dns_label, default="bulwark-system")
+    manifests.add_argument("--service", type=dns_label, default="bulwark")
     manifests.set_defaults(handler=_manifests)
 
     register = commands.add_parser("register", help="create or update the configurations")
     register.add_argument("--kubeconfig")
     register.add_argument("--ca-bundle")
     register.add_argument("--url")
-    register.add_argument("--namespace", default="bulwark-system")
-    register.add_argument("--service", default="bulwark")
+    register.add_argument("--namespace", type=dns_label, default="bulwark-system")
+    register.add_argument("--service", type=dns_label, default="bulwark")
     register.set_defaults(handler=_register)
     return parser
 

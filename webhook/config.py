@@ -19,6 +19,24 @@ from webhook.verdict import Enforcement
 
 Level = Literal["privileged", "baseline", "restricted"]
 POLICY_NAMES = ("pod-security", "ingress-tls", "rbac-binding")
+# The API server accepts group ids 0 to 2^31 - 1 (apimachinery's IsValidGroupID).
+MAX_GROUP_ID = 2**31 - 1
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice, instead of keeping the last one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice (again at line {line})"
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 class _Strict(BaseModel):
@@ -58,9 +76,11 @@ class ResourceAmounts(_Strict):
     def _is_quantity(cls, value: str | float | None) -> str | float | None:
         if value is not None:
             try:
-                parse_quantity(value)
+                amount = parse_quantity(value)
             except InvalidQuantity as error:
                 raise ValueError(str(error)) from None
+            if amount < 0:
+                raise ValueError(f"{value!r} is negative; the API server refuses such pods")
         return value
 
 
@@ -84,12 +104,12 @@ class ResourceDefaults(_Strict):
 
 
 class MutationOverride(_Strict):
-    fs_group: int | None = Field(None, alias="fsGroup", ge=0)
+    fs_group: int | None = Field(None, alias="fsGroup", ge=0, le=MAX_GROUP_ID)
     defaults: ResourceDefaults | None = None
 
 
 class MutationSettings(_Strict):
-    fs_group: int = Field(1000, alias="fsGroup", ge=0)
+    fs_group: int = Field(1000, alias="fsGroup", ge=0, le=MAX_GROUP_ID)
     defaults: ResourceDefaults = ResourceDefaults()
     namespaces: dict[str, MutationOverride] = Field(default_factory=dict)
 
@@ -159,8 +179,10 @@ def load_settings(path: str | Path | None) -> Settings:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the configuration: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
     return settings_from_mapping(data, source=str(path))

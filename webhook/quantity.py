@@ -61,6 +61,10 @@ class InvalidQuantity(ValueError):
     """The text is not a Kubernetes quantity."""
 
 
+# Far above any real quantity (2^63 has 19 digits), far below Python's int parsing limit.
+_MAX_LENGTH = 100
+
+
 @lru_cache(maxsize=4096, typed=True)  # typed: True and 1.0 must not share a cache entry
 def parse_quantity(text: str | int | float) -> Fraction:
     """The value of a quantity such as `100m`, `1.5Gi`, `1e3` or `+1`, as the API server holds it.
@@ -76,6 +80,8 @@ def parse_quantity(text: str | int | float) -> Fraction:
         if not math.isfinite(text):
             raise InvalidQuantity(f"{text!r} is not a quantity")
         return _nano_rounded(Fraction(repr(text)))
+    if len(text) > _MAX_LENGTH:
+        raise InvalidQuantity(f"{text[:20]!r}... is too long to be a quantity")
     match = _PATTERN.fullmatch(text)
     if match is None:
         raise InvalidQuantity(f"{text!r} is not a quantity (examples: 100m, 0.5, 128Mi, 1Gi)")

@@ -185,6 +185,11 @@ def _check_url(url: str) -> None:
         raise BulwarkError(f"--url must be an https:// URL with a host, not {url!r}")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise BulwarkError(f"--url must have no user, query or fragment: {url!r}")
+    if parts.path.rstrip("/").endswith(("/validate", "/mutate")):
+        raise BulwarkError(
+            f"--url is the base URL; /validate and /mutate are added to it: drop the path "
+            f"of {url!r}"
+        )
 
 
 def read_ca_bundle(path: str | None) -> bytes | None:

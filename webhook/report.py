@@ -56,9 +56,15 @@ def summary(results: Iterable[Result]) -> dict[str, int]:
     return counts
 
 
-def json_document(results: Sequence[Result]) -> dict[str, Any]:
-    """The contract's JSON document for `results`."""
-    return {"results": [_json_result(result) for result in results], "summary": summary(results)}
+def json_document(results: Sequence[Result], problems: Sequence[Problem] = ()) -> dict[str, Any]:
+    """The contract's JSON document for `results`; unreadable input is listed in `errors`."""
+    document = {
+        "results": [_json_result(result) for result in results],
+        "summary": summary(results),
+    }
+    if problems:
+        document["errors"] = [str(problem) for problem in problems]
+    return document
 
 
 def _json_result(result: Result) -> dict[str, Any]:
@@ -208,7 +214,7 @@ def write(
 ) -> None:
     """Print `results` to `stream` in `output` format (text, json, junit or sarif)."""
     if output == "json":
-        stream.write(dumps(json_document(results)).decode() + "\n")
+        stream.write(dumps(json_document(results, problems)).decode() + "\n")
     elif output == "sarif":
         stream.write(dumps(sarif(results, problems)).decode() + "\n")
     elif output == "junit":

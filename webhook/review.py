@@ -9,6 +9,7 @@ API server's additions never turn into 400s.
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any, Literal
 
 import orjson
@@ -92,15 +93,30 @@ def decode_review(body: bytes) -> AdmissionReview:
         ) from None
 
 
+# A denial names at most this many violations; the rest are counted. Each one found is
+# still in the log and the metrics, and the API server relays the message to the user.
+MAX_LISTED_VIOLATIONS = 20
+
+
+def dump_json(value: Any) -> bytes:
+    """JSON bytes; integers beyond 64 bits (which orjson refuses) go through the stdlib."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":")).encode()
+
+
 def _status_message(verdict: Verdict, request: AdmissionRequest) -> str:
     if not verdict.violations:
         return verdict.reason
-    obj = request.object or {}
-    kind = request.kind.kind
-    name = request.name or obj.get("metadata", {}).get("name", "") or "(unnamed)"
-    where = f"{kind} {request.namespace}/{name}" if request.namespace else f"{kind} {name}"
-    details = "; ".join(f"[{v.policy}/{v.check}] {v.path}: {v.message}" for v in verdict.violations)
-    return f"{where} was denied by Bulwark: {details}"
+    metadata = (request.object or {}).get("metadata")
+    name = request.name or (metadata.get("name") if isinstance(metadata, dict) else "")
+    where = f"{request.kind.kind} {request.namespace + '/' if request.namespace else ''}"
+    listed = verdict.violations[:MAX_LISTED_VIOLATIONS]
+    details = "; ".join(f"[{v.policy}/{v.check}] {v.path}: {v.message}" for v in listed)
+    if len(verdict.violations) > len(listed):
+        details += f"; and {len(verdict.violations) - len(listed)} more violations"
+    return f"{where}{name or '(unnamed)'} was denied by Bulwark: {details}"
 
 
 def encode_response(
@@ -125,5 +141,5 @@ def encode_response(
         response["auditAnnotations"] = annotations
     if with_patch and verdict.patch:
         response["patchType"] = "JSONPatch"
-        response["patch"] = base64.b64encode(orjson.dumps(verdict.patch)).decode("ascii")
+        response["patch"] = base64.b64encode(dump_json(verdict.patch)).decode("ascii")
     return {"apiVersion": review.api_version, "kind": "AdmissionReview", "response": response}

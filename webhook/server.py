@@ -29,6 +29,7 @@ from webhook import logs
 from webhook.app import DEFAULT_MAX_BODY_BYTES, ServerState, create_app
 from webhook.certs import ensure_serving_pair, service_hosts
 from webhook.config import load_settings
+from webhook.errors import BulwarkError
 from webhook.tls import CertificateReloader, server_context
 from webhook.verdict import Object, RoleSource
 
@@ -156,11 +157,18 @@ def _prepare(options: ServeOptions) -> None:
 
 
 def _bind(options: ServeOptions) -> socket.socket:
+    """The listening socket, bound here so that a busy port is one clear error."""
     family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((options.host, options.port))
-    sock.listen(2048)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((options.host, options.port))
+        sock.listen(2048)
+    except OSError as error:
+        sock.close()
+        raise BulwarkError(
+            f"cannot listen on {options.host}:{options.port}: {error.strerror}"
+        ) from None
     sock.set_inheritable(True)
     return sock
 
@@ -185,12 +193,13 @@ def serve(options: ServeOptions) -> int:
     """Run the HTTPS admission server until SIGTERM; 0 after a clean drain."""
     logs.configure_logging(options.log_level)
     _prepare(options)
-    if options.workers <= 1:
-        _run_worker(options, None)
-        return 0
     # Fail here, once, rather than in every worker, when the configuration is unusable.
     load_settings(options.config_path)
-    return _supervise(options, _bind(options))
+    sock = _bind(options)
+    if options.workers <= 1:
+        _run_worker(options, sock)
+        return 0
+    return _supervise(options, sock)
 
 
 def _supervise(options: ServeOptions, sock: socket.socket) -> int:

@@ -24,9 +24,12 @@ Enforcement = Literal["deny", "warn", "audit"]
 class Violation:
     """One broken rule, phrased for the person who has to fix it.
 
-    `subject` says what the violation is about in words that survive reordering
-    (`container "sidecar"`, `pod`, `host "b.example.com"`); an UPDATE is denied only for
-    violations whose (policy, check, subject) the old object did not already have.
+    `subject` says what the violation is about (`container "sidecar"`, `pod`,
+    `host "b.example.com"`). An UPDATE is denied only for violations the old object did
+    not already have, compared by `identity`: the message is part of it, since it carries
+    the offending value, so widening a violation the object already had (a second added
+    capability, a hostPath moved to "/") is news, while a label edit is not. The path,
+    which holds list indices, is taken out of the message so that reordering is not news.
     """
 
     policy: str
@@ -36,8 +39,9 @@ class Violation:
     subject: str = ""
 
     @property
-    def identity(self) -> tuple[str, str, str]:
-        return (self.policy, self.check, self.subject or self.path)
+    def identity(self) -> tuple[str, str, str, str]:
+        detail = self.message.replace(self.path, "") if self.path else self.message
+        return (self.policy, self.check, self.subject or self.path, detail)
 
     def as_dict(self) -> dict[str, str]:
         return {

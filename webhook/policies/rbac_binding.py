@@ -15,11 +15,11 @@ grant back. So the bindings that matter are stopped at the door. A binding is de
   `system:serviceaccounts:<namespace>` are not broad: granting a role to the service
   accounts of one namespace is a common, scoped pattern, and a dangerous role is still caught
   by the checks on the role itself.
-* `wildcardRole`: the role has a rule with `*` verbs on `*` resources in all API groups
-  (`*`) or in the core group (`""`, which alone holds Secrets, Pods, ServiceAccount tokens
-  and Nodes: enough to take over the scope). The same wildcard on a single named group (an
-  operator owning its own CRD group) is left alone; rules on nonResourceURLs never count,
-  they reach only read-mostly endpoints such as /metrics and /healthz.
+* `wildcardRole`: the role has a rule with `*` verbs on `*` resources, in whatever API
+  groups: full control of everything in a group is more than a binding should hand out
+  unreviewed. An operator that owns its own CRD group and needs exactly that is the usual
+  legitimate case; list its service account in `rbac.exemptSubjects`. Rules on
+  nonResourceURLs never count: they reach only read-mostly endpoints such as /metrics.
 * `escalationVerbs`: the role grants `escalate` or `bind` (create roles and bindings beyond
   one's own rights) or `impersonate` (act as another user), by name or through a `*` verb
   on the resources those verbs act on (roles and clusterroles; users, groups,
@@ -110,13 +110,8 @@ def _reaches(rule: Object, targets: Iterable[tuple[str, str]]) -> bool:
 
 
 def is_wildcard_rule(rule: Object) -> bool:
-    """`*` verbs on `*` resources in every API group, or in the core group."""
-    groups = _strings(rule.get("apiGroups"))
-    return (
-        "*" in _strings(rule.get("verbs"))
-        and "*" in _strings(rule.get("resources"))
-        and bool(groups & {"*", ""})
-    )
+    """`*` verbs on `*` resources, in any API group."""
+    return "*" in _strings(rule.get("verbs")) and "*" in _strings(rule.get("resources"))
 
 
 def escalation_verbs(rule: Object) -> list[str]:
