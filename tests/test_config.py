@@ -94,6 +94,12 @@ enforcement: {pod-security: warn, ingress-tls: audit, rbac-binding: deny}
         ),
         pytest.param({"enforcement": {"podsecurity": "warn"}}, "unknown key", id="bad-policy"),
         pytest.param({"exemptNamespaces": "kube-system"}, "exemptNamespaces", id="not-a-list"),
+        pytest.param(
+            {"mutation": {"defaults": {"requests": {"cpu": "-1"}}}},
+            "mutation.defaults.requests.cpu: '-1' is negative",
+            id="negative-quantity",
+        ),
+        pytest.param({"mutation": {"fsGroup": 2**40}}, "mutation.fsGroup", id="group-too-big"),
     ],
 )
 def test_an_invalid_file_is_refused_naming_the_key(document: object, named: str) -> None:
@@ -109,6 +115,11 @@ def test_an_invalid_file_is_refused_naming_the_key(document: object, named: str)
     [
         pytest.param("- a\n- b\n", "must be a mapping", id="a-list"),
         pytest.param("podSecurity: [\n", "not valid YAML", id="broken-yaml"),
+        pytest.param(
+            "podSecurity: {}\npodSecurity: {defaultLevel: privileged}\n",
+            "the key 'podSecurity' is given twice",
+            id="duplicate-key",
+        ),
     ],
 )
 def test_a_file_that_is_not_a_mapping_is_refused(tmp_path: Path, text: str, named: str) -> None:
@@ -116,6 +127,14 @@ def test_a_file_that_is_not_a_mapping_is_refused(tmp_path: Path, text: str, name
     path = tmp_path / "c.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=named):
+        load_settings(path)
+
+
+def test_a_file_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    """Binary garbage is named as such, not a decoding traceback."""
+    path = tmp_path / "garbage.yaml"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ConfigError, match="not UTF-8"):
         load_settings(path)
 
 

@@ -6,6 +6,8 @@ import base64
 import json
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -330,3 +332,21 @@ def test_two_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
     finally:
         status = server.terminate()
     assert status == 0
+
+
+def test_a_busy_port_is_one_clear_error_with_status_2(tmp_path: Path) -> None:
+    """Whatever the worker count, a port in use is reported, not a traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for workers in ("1", "2"):
+            result = subprocess.run(
+                [sys.executable, "-m", "webhook", "serve", "--host", "127.0.0.1",
+                 "--port", str(port), "--cert-dir", str(tmp_path / "certs"),
+                 "--workers", workers],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert result.returncode == 2
+            assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+            assert "Traceback" not in result.stderr
