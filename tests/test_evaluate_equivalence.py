@@ -19,20 +19,18 @@ from __future__ import annotations
 import base64
 import copy
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 import yaml
+
+from tests.live import LiveServer
 
 BULWARK = Path(sys.executable).with_name("bulwark")
 PSA_CONFIG = {
@@ -53,59 +51,19 @@ ROLES = {"Role", "ClusterRole"}
 VIOLATION_TAG = re.compile(r"\[([a-z-]+/[A-Za-z_]+)\]")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class Server:
-    """A `bulwark serve` on a free loopback port, with a self-signed pair in its own folder."""
+    """A live `bulwark serve` with one keep-alive client, for posting reviews."""
 
     def __init__(self, folder: Path, config: dict[str, Any] | None) -> None:
-        folder.mkdir(parents=True)
-        command = [
-            str(BULWARK),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--cert-dir",
-            str(folder / "certs"),
-        ]
-        self.port = free_port()
-        command += ["--port", str(self.port)]
-        if config is not None:
-            (folder / "config.yaml").write_text(yaml.safe_dump(config))
-            command += ["--config", str(folder / "config.yaml")]
-        (folder / "certs").mkdir()
-        self.log = (folder / "serve.log").open("w")
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
-        self.client: httpx.Client | None = None
+        self.live = LiveServer(folder, config=None if config is None else yaml.safe_dump(config))
         try:
-            self._wait_until_healthy(folder / "certs" / "ca.crt")
+            self.live.wait_ready()
         except BaseException:
-            self.stop()
+            self.live.terminate()
             raise
-
-    def _wait_until_healthy(self, ca: Path) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"bulwark serve exited with {self.process.returncode}")
-            if ca.exists():
-                self.client = self.client or httpx.Client(
-                    base_url=f"https://127.0.0.1:{self.port}", verify=False, timeout=30
-                )
-                try:
-                    if self.client.get("/healthz").status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-            time.sleep(0.2)
-        raise RuntimeError("bulwark serve did not become healthy in 60 s")
+        self.client = self.live.client()
 
     def review(self, endpoint: str, review: dict[str, Any]) -> dict[str, Any]:
-        assert self.client is not None
         answer = self.client.post(
             f"/{endpoint}",
             content=orjson.dumps(review),
@@ -116,16 +74,8 @@ class Server:
         return response
 
     def stop(self) -> None:
-        if self.client is not None:
-            self.client.close()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self.log.close()
+        self.client.close()
+        self.live.terminate()
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +86,7 @@ def server_for(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[A
     def get(config: dict[str, Any] | None) -> Server:
         key = orjson.dumps(config, option=orjson.OPT_SORT_KEYS)
         if key not in servers:
-            servers[key] = Server(tmp_path_factory.mktemp("serve") / "server", config)
+            servers[key] = Server(tmp_path_factory.mktemp("serve"), config)
         return servers[key]
 
     try:
