@@ -1,0 +1,3 @@
+module bulwark.dev/bench/loadgen
+
+go 1.22
