@@ -350,3 +350,34 @@ def test_a_busy_port_is_one_clear_error_with_status_2(tmp_path: Path) -> None:
             assert result.returncode == 2
             assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
             assert "Traceback" not in result.stderr
+
+
+def test_a_review_larger_than_the_thread_threshold_is_judged_the_same(tmp_path: Path) -> None:
+    """Big reviews take the worker-thread road and come back as the same kind of answer."""
+    obj = pod("huge")
+    obj["spec"]["containers"] = [
+        {
+            "name": f"c{i}",
+            "image": "registry.example/app:1",
+            "securityContext": {"privileged": True},
+        }
+        for i in range(4000)
+    ]
+    body = json.dumps(review(obj, uid="huge")).encode()
+    assert len(body) > 256 * 1024
+    with (
+        live_server(tmp_path, "--max-body-bytes", str(4 * 1024 * 1024)) as live,
+        live.client() as http,
+    ):
+        for path in ("/validate", "/mutate"):
+            reply = http.post(path, content=body, headers={"content-type": "application/json"})
+            assert reply.status_code == 200
+            response = reply.json()["response"]
+            assert response["uid"] == "huge"
+        assert response["patchType"] == "JSONPatch"
+        validated = http.post(
+            "/validate", content=body, headers={"content-type": "application/json"}
+        )
+        message = validated.json()["response"]["status"]["message"]
+        assert message.endswith("and 3980 more violations")
+        assert '"request_failed"' not in live.log()
