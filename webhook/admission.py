@@ -105,10 +105,10 @@ def validate(
 ) -> Verdict:
     """Judge `request` with every policy that applies to it."""
     context, skip = _context(request, settings, roles or NoRoles())
+    verdict = Verdict(namespace=context.namespace, name=context.name, reason=skip)
     if skip:
-        return Verdict(reason=skip)
+        return verdict
 
-    verdict = Verdict()
     for policy in policies:
         if not policy.applies_to(request):
             continue
@@ -161,10 +161,10 @@ def mutate(
 ) -> Verdict:
     """The defaults every applicable mutation adds to `request`'s object, as one patch."""
     context, skip = _context(request, settings, NoRoles())
+    verdict = Verdict(namespace=context.namespace, name=context.name, reason=skip)
     if skip:
-        return Verdict(reason=skip)
-
-    verdict = Verdict(reason="nothing to default")
+        return verdict
+    verdict.reason = "nothing to default"
     assert request.object is not None
     for mutation in mutations:
         if not mutation.applies_to(request):

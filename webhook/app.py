@@ -106,28 +106,22 @@ def _record(state: ServerState, webhook: str, review: AdmissionReview, verdict: 
         kind if kind in KNOWN_KINDS else "other",
         verdict.allowed,
     )
-    enforcement = state.settings.enforcement
-    for violation in verdict.all_violations:
-        metrics.count_violation(
-            violation.policy, violation.check, enforcement.for_policy(violation.policy)
-        )
+    for enforcement, violation in verdict.by_enforcement():
+        metrics.count_violation(violation.policy, violation.check, enforcement)
     for policy, error in verdict.failed_policies:
         metrics.count_error(policy)
         log.error("policy_failed", policy=policy, exc_info=error)
 
 
-def _log_admission(webhook: str, review: AdmissionReview, verdict: Verdict, started: float) -> None:
+def _log_admission(review: AdmissionReview, verdict: Verdict, started: float) -> None:
+    # uid and webhook come from the request's bound log context.
     request = review.request
-    metadata = (request.object or request.old_object or {}).get("metadata")
-    name = request.name or (metadata.get("name", "") if isinstance(metadata, dict) else "")
     log.info(
         "admission",
         **{
-            logs.WEBHOOK: webhook,
-            logs.UID: request.uid,
             logs.KIND: request.kind.kind,
-            logs.NAMESPACE: request.namespace,
-            logs.NAME: name,
+            logs.NAMESPACE: verdict.namespace,
+            logs.NAME: verdict.name,
             logs.OPERATION: request.operation,
             logs.USER: request.user_info.username,
             logs.ALLOWED: verdict.allowed,
@@ -154,7 +148,9 @@ def _answer(state: ServerState, webhook: str, body: bytes, started: float) -> di
     review = decode_review(body)
     # What the policies log carries the request's identity; bound and reset by token,
     # which costs a third of structlog's bound_contextvars context manager.
-    tokens = structlog.contextvars.bind_contextvars(uid=review.request.uid, webhook=webhook)
+    tokens = structlog.contextvars.bind_contextvars(
+        **{logs.UID: review.request.uid, logs.WEBHOOK: webhook}
+    )
     try:
         if webhook == "mutate":
             verdict = mutate(review.request, state.settings)
@@ -162,7 +158,7 @@ def _answer(state: ServerState, webhook: str, body: bytes, started: float) -> di
             verdict = validate(review.request, state.settings, roles=state.roles)
         reply = encode_response(review, verdict, with_patch=webhook == "mutate")
         _record(state, webhook, review, verdict)
-        _log_admission(webhook, review, verdict, started)
+        _log_admission(review, verdict, started)
     finally:
         structlog.contextvars.reset_contextvars(**tokens)
     return reply

@@ -109,14 +109,13 @@ def dump_json(value: Any) -> bytes:
 def _status_message(verdict: Verdict, request: AdmissionRequest) -> str:
     if not verdict.violations:
         return verdict.reason
-    metadata = (request.object or {}).get("metadata")
-    name = request.name or (metadata.get("name") if isinstance(metadata, dict) else "")
-    where = f"{request.kind.kind} {request.namespace + '/' if request.namespace else ''}"
+    namespace = f"{verdict.namespace}/" if verdict.namespace else ""
     listed = verdict.violations[:MAX_LISTED_VIOLATIONS]
     details = "; ".join(f"[{v.policy}/{v.check}] {v.path}: {v.message}" for v in listed)
     if len(verdict.violations) > len(listed):
         details += f"; and {len(verdict.violations) - len(listed)} more violations"
-    return f"{where}{name or '(unnamed)'} was denied by Bulwark: {details}"
+    where = f"{request.kind.kind} {namespace}{verdict.name or '(unnamed)'}"
+    return f"{where} was denied by Bulwark: {details}"
 
 
 def encode_response(

@@ -7,7 +7,7 @@ HTTP, TLS or the Kubernetes client.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -115,8 +115,10 @@ class Mutation(Protocol):
 
 @dataclass(slots=True)
 class Verdict:
-    """The engine's answer to one admission request."""
+    """The engine's answer to one admission request, about the object it names."""
 
+    namespace: str = ""  # as the engine resolved them: see `webhook.admission`
+    name: str = ""
     allowed: bool = True
     violations: list[Violation] = field(default_factory=list)  # the ones that deny
     warned: list[Violation] = field(default_factory=list)
@@ -129,6 +131,17 @@ class Verdict:
     @property
     def all_violations(self) -> list[Violation]:
         return [*self.violations, *self.warned, *self.audited]
+
+    def by_enforcement(self) -> Iterator[tuple[Enforcement, Violation]]:
+        """Every violation with the enforcement it was filed under."""
+        filed: tuple[tuple[Enforcement, list[Violation]], ...] = (
+            ("deny", self.violations),
+            ("warn", self.warned),
+            ("audit", self.audited),
+        )
+        for enforcement, found in filed:
+            for violation in found:
+                yield enforcement, violation
 
     def audit_annotations(self) -> dict[str, str]:
         """`auditAnnotations` keys; the API server prefixes each with the webhook's name."""
