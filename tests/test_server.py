@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -332,6 +334,75 @@ def test_two_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
     finally:
         status = server.terminate()
     assert status == 0
+
+
+_STOPPED_WHILE_STARTING = """
+import signal, sys
+from webhook.server import ServeOptions, _bind, _prepare, _worker_server
+options = ServeOptions(host="127.0.0.1", port=0, cert_dir=sys.argv[1])
+_prepare(options)
+server = _worker_server(options)
+signal.raise_signal(signal.SIGTERM)  # before uvicorn has installed its own handlers
+server.run(sockets=[_bind(options)])
+print("stopped")
+"""
+
+
+def test_a_sigterm_that_lands_while_a_worker_starts_still_stops_it_with_zero(
+    tmp_path: Path,
+) -> None:
+    """The stop is remembered across uvicorn's start-up instead of being swallowed."""
+    finished = subprocess.run(
+        [sys.executable, "-c", _STOPPED_WHILE_STARTING, str(tmp_path / "certs")],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.rstrip().endswith("stopped")
+    assert "draining" in finished.stdout
+
+
+_STOPPED_WHILE_LOGGING = """
+import signal, sys, structlog
+from webhook.server import ServeOptions, _prepare, _worker_server
+options = ServeOptions(host="127.0.0.1", port=0, cert_dir=sys.argv[1])
+_prepare(options)
+server = _worker_server(options)
+writer = structlog.get_config()["logger_factory"]()
+with writer._lock:  # as if the signal landed in the middle of writing a log line
+    signal.raise_signal(signal.SIGTERM)  # the handler installed before uvicorn's
+    server.handle_exit(signal.SIGTERM, None)  # uvicorn's, once it serves
+print("stopping" if server.should_exit else "not stopping")
+"""
+
+
+def test_a_sigterm_that_lands_inside_a_log_write_does_not_deadlock(tmp_path: Path) -> None:
+    """The stop handlers set flags only; the drain is logged later, from the event loop."""
+    finished = subprocess.run(
+        [sys.executable, "-c", _STOPPED_WHILE_LOGGING, str(tmp_path / "certs")],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.rstrip().endswith("stopping")
+
+
+def test_sigterm_to_the_supervisor_alone_while_workers_start_exits_zero(tmp_path: Path) -> None:
+    """As in a pod, where only PID 1 is signalled: the workers are stopped and reaped."""
+    server = LiveServer(tmp_path, "--workers", "2")
+    try:
+        deadline = time.monotonic() + 30
+        while '"supervising"' not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert '"supervising"' in server.log()
+        server.process.send_signal(signal.SIGTERM)
+        status = server.process.wait(30)
+    finally:
+        server.terminate()
+    assert status == 0, server.log()
+    listening = [line for line in server.log().splitlines() if '"listening"' in line]
+    for line in listening:
+        pid = json.loads(line)["pid"]
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 def test_a_busy_port_is_one_clear_error_with_status_2(tmp_path: Path) -> None:

@@ -80,6 +80,8 @@ class LineWriter:
     (start-up, the CLI, the role cache's watch thread) each line is flushed at once. A
     stream that can no longer be written (its reader has gone) loses the line rather than
     failing the admission that logged it.
+
+    Never log from a signal handler: it may run while this thread holds the lock.
     """
 
     def __init__(self, stream: TextIO) -> None:

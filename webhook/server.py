@@ -83,17 +83,34 @@ class UnreadableRoles:
 
 
 class _DrainingServer(uvicorn.Server):
-    """A uvicorn server that fails readiness the moment it is asked to stop."""
+    """A uvicorn server that fails readiness the moment it is asked to stop.
+
+    Its signal handlers only set flags. A handler runs between two bytecodes of whatever
+    the main thread was doing, which may be the middle of writing a log line with the log
+    writer's lock held: a handler that logged there would wait on that lock forever, and
+    the worker would never drain. The drain is logged from the event loop instead.
+    """
 
     def __init__(self, config: uvicorn.Config, state: ServerState) -> None:
         super().__init__(config)
         self.bulwark_state = state
+        self.stop_signal: int | None = None
+
+    def request_stop(self, sig: int) -> None:
+        """Mark the worker draining and tell uvicorn to stop; safe inside a signal handler."""
+        self.bulwark_state.draining = True
+        self.should_exit = True
+        if self.stop_signal is None:
+            self.stop_signal = sig
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if not self.bulwark_state.draining:
-            log.info("draining", signal=signal.Signals(sig).name)
-        self.bulwark_state.draining = True
+        self.request_stop(sig)
         super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.stop_signal is not None:
+            log.info("draining", signal=signal.Signals(self.stop_signal).name)
+        await super().shutdown(sockets)
 
 
 def _role_source(options: ServeOptions) -> tuple[RoleSource, Any]:
@@ -179,18 +196,34 @@ def _bind(options: ServeOptions) -> socket.socket:
     return sock
 
 
-def _run_worker(options: ServeOptions, sock: socket.socket | None) -> None:
-    logs.configure_logging(options.log_level)
+def _worker_server(options: ServeOptions) -> _DrainingServer:
+    """A worker's server, already stopping cleanly on SIGTERM or SIGINT.
+
+    The stop handler is installed before uvicorn's own, so a signal that lands while the
+    worker is still starting is not lost: it sets `should_exit`, which uvicorn checks right
+    after its startup. uvicorn puts this handler back once it has drained and replays the
+    signal to it; that replay only sets the same flags again, so the process exits 0
+    instead of dying of the re-raised signal.
+    """
     _, config, state = build_worker(options)
     server = _DrainingServer(config, state)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        server.request_stop(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    return server
+
+
+def _run_worker(options: ServeOptions, sock: socket.socket | None) -> None:
+    logs.configure_logging(options.log_level)
+    server = _worker_server(options)
     # What exists now (modules, settings, the app) lives as long as the process. Frozen, it
     # is no longer re-scanned by the full collections that the objects of large reviews
     # set off (a tenth of the CPU time of a 10-container pod's review).
     gc.collect()
     gc.freeze()
-    # uvicorn re-raises the signal that stopped it once it has drained; with the default
-    # SIGTERM disposition that would end the process with -15 instead of a clean 0.
-    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     log.info("listening", host=options.host, port=options.port, pid=os.getpid())
     server.run(sockets=[sock] if sock is not None else None)
 
@@ -211,6 +244,7 @@ def serve(options: ServeOptions) -> int:
 def _supervise(options: ServeOptions, sock: socket.socket) -> int:
     context = multiprocessing.get_context("spawn")
     stopping = False
+    workers: list[Any] = []
 
     def start() -> Any:
         process = context.Process(target=_run_worker, args=(options, sock), daemon=False)
@@ -224,9 +258,12 @@ def _supervise(options: ServeOptions, sock: socket.socket) -> int:
             if process.is_alive() and process.pid is not None:
                 os.kill(process.pid, signal.SIGTERM)
 
-    workers = [start() for _ in range(options.workers)]
+    # Before the first worker starts, so that a SIGTERM during start-up reaches them all.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    for _ in range(options.workers):
+        if not stopping:
+            workers.append(start())
     log.info("supervising", workers=[p.pid for p in workers], port=options.port)
     while not stopping:
         for index, process in enumerate(workers):
@@ -234,8 +271,17 @@ def _supervise(options: ServeOptions, sock: socket.socket) -> int:
                 log.error("worker_died", pid=process.pid, exitcode=process.exitcode)
                 workers[index] = start()
         time.sleep(0.5)
+    # One deadline for all of them: they drain side by side, not one after another.
+    deadline = time.monotonic() + options.drain_seconds + 5
     for process in workers:
-        process.join(options.drain_seconds + 5)
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in workers:
+        if process.is_alive():
+            log.error(
+                "worker_kept_running", pid=process.pid, after_seconds=options.drain_seconds + 5
+            )
+            process.kill()
+            process.join()
     sock.close()
     failed = [p.exitcode for p in workers if p.exitcode not in (0, -signal.SIGTERM)]
     return 1 if failed else 0
