@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from webhook.logs import FLUSH_AFTER_SECONDS
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -71,6 +73,9 @@ class LiveServer:
         raise RuntimeError(f"bulwark serve was not ready in {timeout}s:\n{self.log()}")
 
     def log(self) -> str:
+        """What the server has logged, including lines still waiting for their flush."""
+        if self.process.poll() is None:
+            time.sleep(2 * FLUSH_AFTER_SECONDS)
         if not self._log.closed:
             self._log.flush()
         return self.log_path.read_text()

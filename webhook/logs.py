@@ -5,13 +5,14 @@ request's identity. Output is JSON when stdout is not a terminal (a pod's log co
 reads it) and coloured key=value text when a person is watching.
 
 That line is written for every review, so its cost is part of every admission's: the
-pieces below (orjson rendering, a timestamp formatted once a second, one flush per event
-loop turn) about halve it.
+pieces below (orjson rendering, a timestamp formatted once a second, a flush every 50 ms
+rather than every line) cut it to a fraction.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
 import sys
@@ -71,15 +72,23 @@ class _UTCTimestamp:
         return event
 
 
-class LineWriter:
-    """Writes rendered lines to a stream, flushing once per event-loop turn.
+# How long a line written inside the event loop may wait in the buffer before it is
+# flushed. A flush is a write(2) to the pod's log pipe: once per admission it cost a fifth
+# of a one-container pod's review. Flushed at most every 50 ms (or whenever the stream's
+# 8 KiB buffer fills) the lines of many admissions leave in one write. A process killed
+# outright (SIGKILL, the OOM killer) loses at most that last 50 ms of lines; a clean stop
+# flushes everything.
+FLUSH_AFTER_SECONDS = 0.05
 
-    Inside a running event loop the flush is a callback the loop runs as soon as the
-    callbacks already queued have run: under load the lines of many admissions leave in
-    one write, and at rest a line still leaves in the turn that wrote it. Outside a loop
-    (start-up, the CLI, the role cache's watch thread) each line is flushed at once. A
-    stream that can no longer be written (its reader has gone) loses the line rather than
-    failing the admission that logged it.
+
+class LineWriter:
+    """Writes rendered lines to a stream, flushing soon rather than at once.
+
+    Inside a running event loop the first line written after a flush schedules the next
+    flush `FLUSH_AFTER_SECONDS` later. Outside a loop (start-up, the CLI, the role cache's
+    watch thread) each line is flushed at once, and at exit whatever is left is flushed.
+    A stream that can no longer be written (its reader has gone) loses the line rather
+    than failing the admission that logged it.
 
     Never log from a signal handler: it may run while this thread holds the lock.
     """
@@ -88,6 +97,7 @@ class LineWriter:
         self._stream = stream
         self._lock = threading.Lock()
         self._scheduled: asyncio.AbstractEventLoop | None = None
+        atexit.register(self.flush)
 
     def msg(self, message: str) -> None:
         try:
@@ -102,7 +112,7 @@ class LineWriter:
             return
         if self._scheduled is not loop:
             self._scheduled = loop
-            loop.call_soon(self.flush)
+            loop.call_later(FLUSH_AFTER_SECONDS, self.flush)
 
     def flush(self) -> None:
         self._scheduled = None
@@ -135,6 +145,7 @@ def configure_logging(level: str = "info", *, json_output: bool | None = None) -
         if json_output
         else structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
     )
+    factory = LineWriterFactory(sys.stdout)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -147,9 +158,10 @@ def configure_logging(level: str = "info", *, json_output: bool | None = None) -
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=LineWriterFactory(sys.stdout),
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )
+    log_admission.configure(json_output=json_output, level=numeric, writer=factory())
     # uvicorn's own lines go through the same renderer, so a pod's log stays one format.
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
@@ -174,3 +186,41 @@ def configure_logging(level: str = "info", *, json_output: bool | None = None) -
 
 def get_logger(name: str = "bulwark") -> Any:
     return structlog.get_logger(name)
+
+
+class _CanonicalLine:
+    """Writes the `admission` line: the one line that every review costs.
+
+    In JSON mode it is rendered here, to the same keys, timestamp and writer as structlog's
+    chain would give it, in a third of the time (the chain merges the context variables,
+    copies the event and calls four processors per line). Its keys keep the caller's order
+    (the request's identity first), then `event`, `level` and `timestamp`. In console
+    mode, and before logging is configured, it goes through structlog like any other line.
+    """
+
+    def __init__(self) -> None:
+        self._direct: tuple[LineWriter, _UTCTimestamp] | None = None
+        self._enabled = True
+
+    def configure(self, *, json_output: bool, level: int, writer: LineWriter) -> None:
+        self._enabled = level <= logging.INFO
+        self._direct = (writer, _UTCTimestamp()) if json_output else None
+
+    def reset(self) -> None:
+        """Back to going through structlog, as before `configure_logging`."""
+        self._direct, self._enabled = None, True
+
+    def __call__(self, fields: dict[str, Any]) -> None:
+        if not self._enabled:
+            return
+        if self._direct is None:
+            get_logger("bulwark.admission").info("admission", **fields)
+            return
+        writer, stamp = self._direct
+        fields["event"] = "admission"
+        fields["level"] = "info"
+        writer.msg(_dumps(stamp(None, "info", fields)))
+
+
+# `log_admission({UID: ..., WEBHOOK: ..., ...})` writes the canonical line.
+log_admission = _CanonicalLine()
