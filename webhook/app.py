@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -110,7 +109,12 @@ def _record(state: ServerState, webhook: str, review: AdmissionReview, verdict: 
         metrics.count_violation(violation.policy, violation.check, enforcement)
     for policy, error in verdict.failed_policies:
         metrics.count_error(policy)
-        log.error("policy_failed", policy=policy, exc_info=error)
+        log.error(
+            "policy_failed",
+            **{logs.UID: review.request.uid, logs.WEBHOOK: webhook},
+            policy=policy,
+            exc_info=error,
+        )
 
 
 def _log_admission(webhook: str, review: AdmissionReview, verdict: Verdict, started: float) -> None:
@@ -143,25 +147,12 @@ def _log_admission(webhook: str, review: AdmissionReview, verdict: Verdict, star
 THREADED_REVIEW_BYTES = 256 * 1024
 
 
-def _answer(state: ServerState, webhook: str, body: bytes, started: float) -> bytes:
-    """Decode, judge, record and log one review; the reply to send."""
+def _judge(state: ServerState, webhook: str, body: bytes) -> tuple[AdmissionReview, Verdict]:
+    """The review in `body` and the engine's verdict on it; safe on a worker thread."""
     review = decode_review(body)
-    # What the policies log carries the request's identity; bound and reset by token,
-    # which costs a third of structlog's bound_contextvars context manager.
-    tokens = structlog.contextvars.bind_contextvars(
-        **{logs.UID: review.request.uid, logs.WEBHOOK: webhook}
-    )
-    try:
-        if webhook == "mutate":
-            verdict = mutate(review.request, state.settings)
-        else:
-            verdict = validate(review.request, state.settings, roles=state.roles)
-        reply = dump_json(encode_response(review, verdict, with_patch=webhook == "mutate"))
-        _record(state, webhook, review, verdict)
-        _log_admission(webhook, review, verdict, started)
-    finally:
-        structlog.contextvars.reset_contextvars(**tokens)
-    return reply
+    if webhook == "mutate":
+        return review, mutate(review.request, state.settings)
+    return review, validate(review.request, state.settings, roles=state.roles)
 
 
 class _Refused(Exception):
@@ -192,10 +183,15 @@ class AdmissionEndpoint:
         try:
             body = await self._body(scope, receive)
             if len(body) > THREADED_REVIEW_BYTES:
-                reply = await run_in_threadpool(_answer, state, self.webhook, body, started)
+                review, verdict = await run_in_threadpool(_judge, state, self.webhook, body)
             else:
-                reply = _answer(state, self.webhook, body, started)
+                review, verdict = _judge(state, self.webhook, body)
+            mutating = self.webhook == "mutate"
+            reply = dump_json(encode_response(review, verdict, with_patch=mutating))
             status = 200
+            # Metrics and the log line on the loop's thread only (see webhook.metrics).
+            _record(state, self.webhook, review, verdict)
+            _log_admission(self.webhook, review, verdict, started)
         except _Refused as refusal:
             status, reply = refusal.status, dump_json({"error": str(refusal)})
         except (BadReview, BulwarkError) as error:

@@ -72,23 +72,25 @@ class _UTCTimestamp:
         return event
 
 
-# How long a line written inside the event loop may wait in the buffer before it is
-# flushed. A flush is a write(2) to the pod's log pipe: once per admission it cost a fifth
-# of a one-container pod's review. Flushed at most every 50 ms (or whenever the stream's
-# 8 KiB buffer fills) the lines of many admissions leave in one write. A process killed
-# outright (SIGKILL, the OOM killer) loses at most that last 50 ms of lines; a clean stop
-# flushes everything.
+# How long a line written inside the event loop may wait before it is written out. A
+# write is a write(2) to the pod's log pipe: once per admission it cost a fifth of a
+# one-container pod's review. Written at most every 50 ms (or once 64 KiB are waiting),
+# the lines of many admissions leave in one write. A process killed outright (SIGKILL,
+# the OOM killer) loses at most that last 50 ms of lines; a clean stop writes them all.
 FLUSH_AFTER_SECONDS = 0.05
+FLUSH_AT_CHARACTERS = 64 * 1024
 
 
 class LineWriter:
-    """Writes rendered lines to a stream, flushing soon rather than at once.
+    """Collects rendered lines and writes them to a stream together, soon rather than at once.
 
-    Inside a running event loop the first line written after a flush schedules the next
-    flush `FLUSH_AFTER_SECONDS` later. Outside a loop (start-up, the CLI, the role cache's
-    watch thread) each line is flushed at once, and at exit whatever is left is flushed.
-    A stream that can no longer be written (its reader has gone) loses the line rather
-    than failing the admission that logged it.
+    The lines wait here, not in the stream's buffer, so that batching holds even when the
+    stream writes through (PYTHONUNBUFFERED=1, as container images often set). Inside a
+    running event loop the first line after a write schedules the next one
+    `FLUSH_AFTER_SECONDS` later. Outside a loop (start-up, the CLI, the role cache's watch
+    thread) each line is written at once, with the ones waiting before it; at exit whatever
+    waits is written. A stream that can no longer be written (its reader has gone) loses
+    the lines rather than failing the admission that logged them.
 
     Never log from a signal handler: it may run while this thread holds the lock.
     """
@@ -96,33 +98,56 @@ class LineWriter:
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._lock = threading.Lock()
+        self._waiting: list[str] = []
+        self._waiting_characters = 0
         self._scheduled: asyncio.AbstractEventLoop | None = None
         atexit.register(self.flush)
 
     def msg(self, message: str) -> None:
-        try:
-            with self._lock:
-                self._stream.write(message + "\n")
-        except (OSError, ValueError):  # a closed pipe or file
-            return
+        with self._lock:
+            self._waiting.append(message)
+            self._waiting_characters += len(message)
+            full = self._waiting_characters >= FLUSH_AT_CHARACTERS
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
+            loop = None
+        if full or loop is None:
             self.flush()
-            return
-        if self._scheduled is not loop:
+        elif self._scheduled is not loop:
             self._scheduled = loop
             loop.call_later(FLUSH_AFTER_SECONDS, self.flush)
 
     def flush(self) -> None:
-        self._scheduled = None
-        try:
-            with self._lock:
+        with self._lock:
+            self._scheduled = None
+            if not self._waiting:
+                return
+            text = "\n".join(self._waiting) + "\n"
+            self._waiting.clear()
+            self._waiting_characters = 0
+            try:
+                self._stream.write(text)
                 self._stream.flush()
-        except (OSError, ValueError):
-            pass
+            except (OSError, ValueError):  # a closed pipe or file
+                pass
 
     log = debug = info = warn = warning = err = error = critical = exception = fatal = msg
+
+
+class _WriterHandler(logging.Handler):
+    """Sends the standard library's records (uvicorn's) through the same `LineWriter`, so
+    they keep their place among Bulwark's own lines."""
+
+    def __init__(self, writer: LineWriter) -> None:
+        super().__init__()
+        self.writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.writer.msg(self.format(record))
+        except Exception:  # noqa: BLE001 - as logging.StreamHandler does
+            self.handleError(record)
 
 
 class LineWriterFactory:
@@ -163,7 +188,7 @@ def configure_logging(level: str = "info", *, json_output: bool | None = None) -
     )
     log_admission.configure(json_output=json_output, level=numeric, writer=factory())
     # uvicorn's own lines go through the same renderer, so a pod's log stays one format.
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _WriterHandler(factory())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[

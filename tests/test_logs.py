@@ -1,0 +1,84 @@
+"""The log writer: lines batched inside the event loop, in order, whatever the stream buffers."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+
+import pytest
+import structlog
+
+from webhook import logs
+from webhook.logs import FLUSH_AFTER_SECONDS, LineWriter
+
+
+class CountingStream(io.StringIO):
+    """A stream that writes through, as stdout does under PYTHONUNBUFFERED=1."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_lines_logged_inside_the_loop_leave_together_and_in_order() -> None:
+    stream = CountingStream()
+    writer = LineWriter(stream)
+
+    async def admissions() -> None:
+        for number in range(100):
+            writer.msg(f"line {number}")
+            await asyncio.sleep(0)  # each admission is its own turn of the loop
+        assert stream.writes == 0
+        await asyncio.sleep(3 * FLUSH_AFTER_SECONDS)
+
+    asyncio.run(admissions())
+    assert stream.writes == 1
+    assert stream.getvalue().splitlines() == [f"line {number}" for number in range(100)]
+
+
+def test_a_line_logged_outside_a_loop_is_written_at_once_after_those_waiting() -> None:
+    stream = CountingStream()
+    writer = LineWriter(stream)
+
+    async def one_admission() -> None:
+        writer.msg("from the loop")
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(one_admission())
+    loop.close()  # the scheduled write never runs
+    writer.msg("from start-up")
+    assert stream.getvalue() == "from the loop\nfrom start-up\n"
+
+
+def test_a_closed_stream_loses_the_lines_without_raising() -> None:
+    stream = io.StringIO()
+    writer = LineWriter(stream)
+    stream.close()
+    writer.msg("nobody reads this")  # must not raise into the admission that logged it
+
+
+def test_uvicorns_records_keep_their_place_among_bulwarks_lines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stdout", stream)
+    logs.configure_logging("info", json_output=True)
+    try:
+
+        async def serve() -> None:
+            logs.get_logger("bulwark").info("first")
+            logging.getLogger("uvicorn.error").info("second")
+            logs.log_admission({logs.UID: "third"})
+            await asyncio.sleep(3 * FLUSH_AFTER_SECONDS)
+
+        asyncio.run(serve())
+    finally:
+        structlog.reset_defaults()
+        logs.log_admission.reset()
+    lines = stream.getvalue().splitlines()
+    assert ['"first"' in lines[0], '"second"' in lines[1], '"third"' in lines[2]] == [True] * 3
