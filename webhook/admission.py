@@ -160,6 +160,11 @@ def mutate(
     mutations: Sequence[Mutation] = MUTATIONS,
 ) -> Verdict:
     """The defaults every applicable mutation adds to `request`'s object, as one patch."""
+    if not any(mutation.applies_to(request) for mutation in mutations):
+        # Most objects are not Pods: the same verdict as below, without a context to build.
+        namespace, name = _identity(request, request.object or {})
+        skip = _skip_reason(request, namespace, settings)
+        return Verdict(namespace=namespace, name=name, reason=skip or "nothing to default")
     context, skip = _context(request, settings, NoRoles())
     verdict = Verdict(namespace=context.namespace, name=context.name, reason=skip)
     if skip:

@@ -35,6 +35,7 @@ from webhook.review import (
     UserInfo,
 )
 from webhook.verdict import Object, RoleSource, Verdict
+from webhook.yaml_native import native_reader
 
 EXIT_ADMITTED, EXIT_DENIED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -303,7 +304,8 @@ def _run(
         stdin = getattr(sys.stdin, "buffer", None)
         if stdin is not None and sys.stdin.isatty():
             print("bulwark evaluate: reading manifests from standard input", file=sys.stderr)
-    documents, problems = _split(read_paths(paths, stdin))
+    with native_reader():
+        documents, problems = _split(read_paths(paths, stdin))
     for problem in problems:
         print(f"bulwark evaluate: {problem}", file=sys.stderr)
 

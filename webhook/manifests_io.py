@@ -5,12 +5,13 @@ line 14); every document that cannot be judged comes out as a `Problem` that say
 and why, and reading goes on with the next document and the next file.
 
 A file is split into YAML documents at its `---` lines, as kubectl does, so one broken
-document does not hide the others. A document is read by the fast subset reader in
-`webhook.yaml_subset` and, when that gives up, by libyaml (PyYAML's CSafeLoader), which
-refuses nesting deeper than 1000 levels; a document with aliases is refused when they
-expand it past `MAX_EXPANDED_NODES` ("billion laughs"). Text that starts with `{` is read
-as JSON first, as kubectl does. `List` objects (`kind: List` or `PodList`, ...) are opened
-up: each item is a document of its own, `file#2.items[3]`.
+document does not hide the others. A document is read by rapidyaml when its meaning is
+certain (`webhook.yaml_native`, only inside `yaml_native.native_reader()`), else by the
+fast subset reader in `webhook.yaml_subset` and, when that gives up, by libyaml (PyYAML's
+CSafeLoader), which refuses nesting deeper than 1000 levels; a document with aliases is
+refused when they expand it past `MAX_EXPANDED_NODES` ("billion laughs"). Text that starts
+with `{` is read as JSON first, as kubectl does. `List` objects (`kind: List` or `PodList`,
+...) are opened up: each item is a document of its own, `file#2.items[3]`.
 """
 
 from __future__ import annotations
@@ -25,13 +26,15 @@ from typing import Any
 import orjson
 import yaml
 
-from webhook import yaml_subset
+from webhook import yaml_native, yaml_subset
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 MAX_EXPANDED_NODES = 1_000_000
 STDIN = "-"
 
-_SEPARATOR = re.compile(r"^---(?=[ \t\r\n]|$)", re.MULTILINE)
+# A `---` line; the text is searched with a line break in front, so that one at the very
+# start is found too (a literal prefix keeps the search fast on large files).
+_SEPARATOR = re.compile(r"\n---(?=[ \t\r\n]|$)")
 _CONTENT_LINE = re.compile(r"^[ \t]*[^\s#]", re.MULTILINE)
 _JSON_FIRST_KEY = re.compile(rb'\s*\{\s*"')
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -128,11 +131,12 @@ def read_bytes(name: str, data: bytes, *, json: bool = False) -> Iterator[Item]:
 def _chunks(text: str) -> Iterator[tuple[int, str]]:
     """(first line, text) of every `---`-separated part; a leading comment-only part is
     dropped and a leading directives-only part (`%YAML 1.1`) joins the next one."""
-    starts = [match.start() for match in _SEPARATOR.finditer(text)]
-    if not starts or starts[0] != 0:
-        starts.insert(0, 0)
+    starts = [0]
+    starts.extend(match.start() for match in _SEPARATOR.finditer("\n" + text))
     line = 0
     carried = ""
+    if len(starts) > 1 and starts[1] == 0:
+        starts.pop(0)
     for index, start in enumerate(starts):
         end = starts[index + 1] if index + 1 < len(starts) else len(text)
         chunk = text[start:end]
@@ -149,22 +153,41 @@ def _chunks(text: str) -> Iterator[tuple[int, str]]:
 
 def read_yaml(name: str, text: str) -> Iterator[Item]:
     """The documents of one YAML text, each parsed on its own."""
-    fast = yaml_subset.UNSUPPORTED_CHARACTERS.search(text) is None
+    native = yaml_native.enabled()
+    subset: bool | None = None  # whether the subset reader may read this text at all
     index = 0
     for offset, chunk in _chunks(text):
-        if fast:
-            try:
-                body, first = yaml_subset.load(chunk)
-            except yaml_subset.Unsupported:
-                pass
+        try:
+            if native:
+                try:
+                    body, first = yaml_native.load(chunk)
+                except yaml_subset.Unsupported:
+                    subset = _subset_may_read(text, subset)
+                    body, first = yaml_subset.load(chunk)
             else:
-                source, line = f"{name}#{index}", offset + first + 1
-                yield from _objects(name, source, line, body, partial(_item_lines, chunk, offset))
-                index += 1
-                continue
-        items, documents = _slow(name, chunk, offset, index)
-        yield from items
-        index += documents
+                subset = _subset_may_read(text, subset)
+                body, first = yaml_subset.load(chunk)
+        except yaml_subset.Unsupported:
+            items, documents = _slow(name, chunk, offset, index)
+            yield from items
+            index += documents
+            continue
+        source, line = f"{name}#{index}", offset + first + 1
+        if _plain_object(body):  # the common case, without the generator below
+            yield Document(name, source, line, body)
+        else:
+            yield from _objects(name, source, line, body, partial(_item_lines, chunk, offset))
+        index += 1
+
+
+def _subset_may_read(text: str, known: bool | None) -> bool:
+    """Whether `text` is free of the characters the subset reader leaves to libyaml;
+    raises `Unsupported` when it is not. Searched once per text, when first needed."""
+    if known is None:
+        known = yaml_subset.UNSUPPORTED_CHARACTERS.search(text) is None
+    if not known:
+        raise yaml_subset.Unsupported("characters for libyaml")
+    return known
 
 
 def _slow(name: str, chunk: str, offset: int, index: int) -> tuple[list[Item], int]:
@@ -267,6 +290,20 @@ def _objects(
         yield from _items(name, source, line, body, item_lines())
     else:
         yield Document(name, source, line, body)
+
+
+def _plain_object(body: Any) -> bool:
+    """Whether `_objects` would give `body` as it is: an object that is not a List."""
+    if type(body) is not dict:
+        return False
+    api_version, kind = body.get("apiVersion"), body.get("kind")
+    return (
+        bool(api_version)
+        and isinstance(api_version, str)
+        and bool(kind)
+        and isinstance(kind, str)
+        and not kind.endswith("List")
+    )
 
 
 def _items(

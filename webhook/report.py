@@ -12,10 +12,8 @@ warnings) with the file and the line of the object.
 from __future__ import annotations
 
 import os
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
-from urllib.parse import quote
 
 import orjson
 
@@ -116,6 +114,8 @@ def text(results: Sequence[Result], problems: Sequence[Problem], *, colour: bool
 
 
 def junit(results: Sequence[Result], problems: Sequence[Problem]) -> str:
+    import xml.etree.ElementTree as ET  # only for this format: it costs start-up time
+
     counts = summary(results)
     totals = {
         "tests": str(counts["objects"] + len(problems)),
@@ -147,6 +147,8 @@ def junit(results: Sequence[Result], problems: Sequence[Problem]) -> str:
 
 
 def _location(file: str, line: int, logical: str = "") -> dict[str, Any]:
+    from urllib.parse import quote  # only for SARIF: it costs start-up time
+
     physical = {
         "artifactLocation": {"uri": quote(file.replace(os.sep, "/"))},
         "region": {"startLine": max(line, 1)},
@@ -214,11 +216,23 @@ def write(
 ) -> None:
     """Print `results` to `stream` in `output` format (text, json, junit or sarif)."""
     if output == "json":
-        stream.write(dumps(json_document(results, problems)).decode() + "\n")
+        _write_bytes(stream, dumps(json_document(results, problems)))
     elif output == "sarif":
-        stream.write(dumps(sarif(results, problems)).decode() + "\n")
+        _write_bytes(stream, dumps(sarif(results, problems)))
     elif output == "junit":
         stream.write(junit(results, problems))
     else:
         colour = stream.isatty() and "NO_COLOR" not in os.environ
         stream.write(text(results, problems, colour=colour))
+
+
+def _write_bytes(stream: TextIO, data: bytes) -> None:
+    """`data` and a line break, straight to the stream's bytes when it has them (a large
+    report is then neither decoded nor encoded again), else as text."""
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:
+        stream.write(data.decode() + "\n")
+        return
+    stream.flush()
+    buffer.write(data)
+    buffer.write(b"\n")

@@ -37,6 +37,7 @@ exception into a denial, which would be worse than admitting the pod without a d
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from webhook.config import ResourceAmounts, ResourceDefaults
@@ -77,9 +78,9 @@ class PodDefaults:
             fs_group = settings.fs_group_for(context.namespace)
             builder.set_absent(("spec", "securityContext", "fsGroup"), fs_group)
 
-        names = [name for name in RESOURCES if name not in pod_level_resources(spec)]
+        names = tuple(name for name in RESOURCES if name not in pod_level_resources(spec))
         if names:
-            table = _DefaultTable(settings.defaults_for(context.namespace), names)
+            table = _DefaultTable.of(settings.defaults_for(context.namespace), names)
             for list_name in DEFAULTED_LISTS:
                 items = spec.get(list_name)
                 if not isinstance(items, list):
@@ -152,10 +153,27 @@ class _DefaultTable:
 
     __slots__ = ("_limits", "_names", "_requests")
 
-    def __init__(self, defaults: ResourceDefaults, names: list[str]) -> None:
+    # (id of the defaults, names) -> (those defaults, their table). The entry holds the
+    # defaults themselves, so their id cannot be reused by other ones while it is cached.
+    _made: dict[tuple[int, tuple[str, ...]], tuple[ResourceDefaults, _DefaultTable]] = {}  # noqa: RUF012
+
+    def __init__(self, defaults: ResourceDefaults, names: tuple[str, ...]) -> None:
         self._names = names
         self._requests = _present(defaults.requests, names)
         self._limits = _present(defaults.limits, names)
+
+    @classmethod
+    def of(cls, defaults: ResourceDefaults, names: tuple[str, ...]) -> _DefaultTable:
+        """The table for `defaults` and `names`, made once: the settings never change."""
+        key = (id(defaults), names)
+        made = cls._made.get(key)
+        if made is not None and made[0] is defaults:
+            return made[1]
+        table = cls(defaults, names)
+        if len(cls._made) > 64:
+            cls._made.clear()
+        cls._made[key] = (defaults, table)
+        return table
 
     def for_container(self, container: Any) -> dict[str, dict[str, Any]]:
         """The requests and limits `container` should get, or {} when it needs none."""
@@ -194,13 +212,24 @@ class _DefaultTable:
     @staticmethod
     def _limit_above(request: Any, default_limit: str) -> Any:
         """The larger of the request and the default limit, or None if the request is unreadable."""
-        requested = quantity_or_none(request)
-        if requested is None:
-            return None
-        return request if requested > parse_quantity(default_limit) else default_limit
+        if type(request) in _CACHED_TYPES:
+            return _cached_limit_above(request, default_limit)
+        return _larger_limit(request, default_limit)
 
 
-def _present(amounts: ResourceAmounts, names: list[str]) -> dict[str, str]:
+def _larger_limit(request: Any, default_limit: str) -> Any:
+    requested = quantity_or_none(request)
+    if requested is None:
+        return None
+    return request if requested > parse_quantity(default_limit) else default_limit
+
+
+# Requests repeat across pods (`100m`, `128Mi`); comparing their values is the dear part.
+_CACHED_TYPES = (str, int, float)
+_cached_limit_above = lru_cache(maxsize=4096, typed=True)(_larger_limit)
+
+
+def _present(amounts: ResourceAmounts, names: tuple[str, ...]) -> dict[str, str]:
     """The configured amounts for `names`, skipping the ones left unset."""
     found = {}
     for name in names:

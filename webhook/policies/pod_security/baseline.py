@@ -31,7 +31,7 @@ PROFILES = '"RuntimeDefault" or "Localhost"'
 
 def privileged(view: PodView) -> None:
     """A privileged container can do almost anything the host can."""
-    for container in view.containers:
+    for container in view.secured:
         if container.security.get("privileged") is True:
             path = f"{container.path}.securityContext.privileged"
             view.deny("privileged", container.label, path, f"{path} is true", "set it to false")
@@ -113,7 +113,7 @@ def host_probes_and_host_lifecycle(view: PodView) -> None:
 
 def capabilities(view: PodView) -> None:
     """Capabilities beyond the runtime's default set (and NET_RAW) widen the kernel surface."""
-    for container in view.containers:
+    for container in view.secured:
         added = items(mapping(container.security.get("capabilities")).get("add"))
         extra = [value for value in added if not listed(value, BASELINE_CAPABILITIES)]
         if extra:
@@ -156,7 +156,7 @@ def selinux_options(view: PodView) -> None:
     if options is not None:
         where = f"{view.path}.securityContext.seLinuxOptions"
         _selinux(view, "pod", where, mapping(options))
-    for container in view.containers:
+    for container in view.secured:
         options = container.security.get("seLinuxOptions")
         if options is not None:
             where = f"{container.path}.securityContext.seLinuxOptions"
@@ -165,7 +165,7 @@ def selinux_options(view: PodView) -> None:
 
 def unmasked_proc_mounts(view: PodView, check: str) -> None:
     """Record every container that asks for a procMount other than "Default"."""
-    for container in view.containers:
+    for container in view.secured:
         proc_mount = container.security.get("procMount")
         if proc_mount is not None and proc_mount != DEFAULT_PROC_MOUNT:
             path = f"{container.path}.securityContext.procMount"
@@ -199,7 +199,7 @@ def seccomp_profiles(view: PodView, check: str) -> None:
     profile = view.security.get("seccompProfile")
     if profile is not None:
         _profile_type(view, check, "pod", f"{view.path}.securityContext.seccompProfile", profile)
-    for container in view.containers:
+    for container in view.secured:
         profile = container.security.get("seccompProfile")
         if profile is not None:
             where = f"{container.path}.securityContext.seccompProfile"
@@ -239,7 +239,7 @@ def app_armor_profile(view: PodView) -> None:
     if profile is not None:
         where = f"{view.path}.securityContext.appArmorProfile"
         _profile_type(view, "appArmorProfile", "pod", where, profile)
-    for container in view.containers:
+    for container in view.secured:
         profile = container.security.get("appArmorProfile")
         if profile is not None:
             where = f"{container.path}.securityContext.appArmorProfile"
@@ -267,7 +267,7 @@ def windows_host_process(view: PodView) -> None:
     if mapping(options).get("hostProcess") is True:
         path = f"{view.path}.securityContext.windowsOptions.hostProcess"
         view.deny("windowsHostProcess", "pod", path, f"{path} is true", "set it to false")
-    for container in view.containers:
+    for container in view.secured:
         options = container.security.get("windowsOptions")
         if options is not None and mapping(options).get("hostProcess") is True:
             path = f"{container.path}.securityContext.windowsOptions.hostProcess"

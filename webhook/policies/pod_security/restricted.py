@@ -81,7 +81,7 @@ def run_as_user(view: PodView) -> None:
     if _root_user(view.security.get("runAsUser")):
         path = f"{view.path}.securityContext.runAsUser"
         view.deny("runAsUser", "pod", path, f"{path} is 0", "set a non-zero user id")
-    for container in view.containers:
+    for container in view.secured:
         if _root_user(container.security.get("runAsUser")):
             path = f"{container.path}.securityContext.runAsUser"
             view.deny("runAsUser", container.label, path, f"{path} is 0", "set a non-zero user id")

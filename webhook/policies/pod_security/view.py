@@ -47,10 +47,22 @@ def show(value: Any) -> str:
 class ContainerView:
     """One container of any list, with what the checks read from it."""
 
-    path: str  # spec.template.spec.initContainers[0]
-    label: str  # init container "prepare": the subject of its violations
+    pod_path: str  # spec.template.spec
+    list_name: str  # initContainers
+    index: int
     body: Object
     security: Object  # its securityContext, or an empty mapping
+
+    @property
+    def path(self) -> str:
+        """spec.template.spec.initContainers[0]; built when a violation needs it."""
+        return f"{self.pod_path}.{self.list_name}[{self.index}]"
+
+    @property
+    def label(self) -> str:
+        """init container "prepare": the subject of its violations."""
+        name = self.body.get("name") or f"#{self.index}"
+        return f'{_LIST_WORDS.get(self.list_name, "container")} "{name}"'
 
 
 @dataclass(slots=True)
@@ -60,6 +72,9 @@ class PodView:
     pod: PodSpec
     namespace: str
     containers: list[ContainerView]
+    # The containers with a securityContext: the only ones whose own settings a check that
+    # reads nothing else can find wrong (most pods set one on few containers, or none).
+    secured: list[ContainerView]
     security: Object  # the pod's securityContext, or an empty mapping
     windows: bool  # spec.os.name is "windows": some restricted checks do not apply
     user_namespace: bool  # spec.hostUsers is false: some checks are relaxed
@@ -99,22 +114,15 @@ def view_of(pod: PodSpec, namespace: str) -> PodView:
         entries = spec.get(list_name)
         if not isinstance(entries, list):
             continue
-        word = _LIST_WORDS.get(list_name, "container")
         for index, entry in enumerate(entries):
             body = mapping(entry)
-            name = body.get("name") or f"#{index}"
-            containers.append(
-                ContainerView(
-                    f"{pod.path}.{list_name}[{index}]",
-                    f'{word} "{name}"',
-                    body,
-                    mapping(body.get("securityContext")),
-                )
-            )
+            security = mapping(body.get("securityContext"))
+            containers.append(ContainerView(pod.path, list_name, index, body, security))
     return PodView(
         pod=pod,
         namespace=namespace,
         containers=containers,
+        secured=[container for container in containers if container.security],
         security=mapping(spec.get("securityContext")),
         windows=mapping(spec.get("os")).get("name") == "windows",
         user_namespace=spec.get("hostUsers") is False,

@@ -1,0 +1,191 @@
+"""The fastest way to read a manifest: rapidyaml (C++), for documents whose meaning is certain.
+
+rapidyaml parses a typical Deployment and writes it out as JSON for orjson in about a
+quarter of the time `webhook.yaml_subset` takes. But it reads YAML 1.2, and Kubernetes
+manifests are read as YAML 1.1 (kubectl, PyYAML): plain `yes`, `0755`, `~`, `1:20`,
+`2024-01-01` or `.inf` mean a boolean, a number, null or a date there, and a string
+(sometimes a rewritten one) here; it accepts some text PyYAML refuses; and it has tags,
+anchors and merge keys of its own. So a document comes here only when a scan of its text
+finds none of that (`RISKY`): every plain scalar that could be anything but a string in
+either YAML is one of the few whose value both agree on (`true`, `false`, `null`, a plain
+decimal number, a quantity such as `100m` or `1.5Gi`) and stands where a value stands,
+never as a key. Anything else raises `Unsupported`, and the caller reads the document
+with the exact readers (`webhook.yaml_subset`, then PyYAML). tests/test_evaluate_yaml_native.py
+holds this module to PyYAML's SafeLoader on generated, mangled and public documents.
+
+rapidyaml prints a message on the process's standard error (file descriptor 2, from C++)
+for every document it cannot parse, before Python sees the exception, and its Python
+binding offers no way to turn that off. So it is used only inside `native_reader()`,
+which points descriptor 2 at /dev/null while manifests are read; everywhere else (the
+webhook's `POST /evaluate`) `load` raises `Unsupported` and the exact readers do the work.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+import orjson
+
+from webhook.yaml_subset import UNSUPPORTED_CHARACTERS, Unsupported
+
+__all__ = ["RISKY", "Unsupported", "enabled", "load", "native_reader"]
+
+_VALUE_END = r"(?=[ ]*(?:[\n,\]}]|[ ]\#|\Z))"  # the scalar ends here: it is not a key (`1: x`)
+# Plain scalars whose value PyYAML (YAML 1.1) and rapidyaml's JSON agree on, as values:
+# decimal numbers that orjson reads exactly as PyYAML's int() and float() do, quantities
+# (`100m`, `1.5Gi`) that both read as strings, and JSON's own three words.
+_SAFE_VALUE = (
+    r"(?:-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,6})?"
+    r"|(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,6})?(?:[KMGTPE]i|[numkMGTP])"
+    r"|true|false|null)" + _VALUE_END
+)
+# Whatever could mean something else to one of the two readers, or that they read apart.
+# It is searched line by line (see `_certain`), so each part looks no further than its line.
+RISKY = re.compile(
+    r"[ \n\[{,\"'](?=[-+.0-9yYnNoOtTfFiI~=<?:&*!%@`|>#\]},])"  # a plain scalar may start here
+    r"(?:(?<=[ \n\[{,])(?!" + _SAFE_VALUE + r")(?:"  # and it is not one of the safe ones:
+    r"[-+]?\.?[0-9]|\+"  # numbers, dates, times, sexagesimals, octals, 1e3, .5
+    r"|[-+]?\.?(?i:yes|no|on|off|true|false|null|inf|nan)(?=[\s,\[\]{}:?#]|\Z)"  # words
+    r"|[~=&*!%@`|>]"  # null, the value key, anchors, aliases, tags, directives, block scalars
+    r"|(?<![\[{])[\]},]|(?<=\[)[},]|(?<={)[\],]"  # what YAML 1.1 refuses to start a scalar with
+    r"|<<"  # the merge key
+    r"|[?:]"  # a complex key `? k`, an empty key `: v`, a flow scalar YAML 1.1 refuses (`{:a}`)
+    r"|(?<=\n)(?:---|\.\.\.))"  # a document marker inside the document
+    r"|(?<=[\"'])(?::[^ \n]|\#))"  # JSON-style `"key":value`, a comment glued to a quote
+)
+# PyYAML refuses a simple key longer than 1024 characters; rapidyaml does not.
+_LONG_LINE = 1000
+_FIRST_CONTENT = re.compile(r"[A-Za-z_\"']")
+_COMMENT_OR_BLANK = re.compile(r"(?:[ ]*(?:#[^\n]*)?\n)*")
+# Lines already found free of risk. Manifests repeat most of their lines (labels, ports,
+# volume mounts), so most lines of a document are looked up here, not searched again.
+_certain_lines: set[str] = set()
+_MAX_CERTAIN_LINES = 200_000
+
+_enabled: ContextVar[bool] = ContextVar("native_yaml_enabled", default=False)
+_ryml: Any = None  # the binding module, once `native_reader()` has imported it
+_tree: Any = None  # the tree the last successful parse used
+# JSON is written here, then read by orjson; `native_reader()` is for one thread (the CLI).
+_OUTPUT = bytearray(1 << 16)
+
+
+def enabled() -> bool:
+    """Whether `load` may use rapidyaml here (only inside `native_reader()`)."""
+    return _enabled.get()
+
+
+@contextmanager
+def native_reader() -> Iterator[None]:
+    """Let `load` use rapidyaml, with descriptor 2 silenced so its C++ messages go nowhere.
+
+    Python's own messages are written after this block (the caller reads everything
+    first, then reports); a traceback raised inside it is printed after descriptor 2 is
+    back. Without rapidyaml, or without a descriptor 2 to save, nothing changes and the
+    exact readers read everything.
+    """
+    global _ryml  # noqa: PLW0603 - imported on first use: it costs 10 ms of start-up
+    try:
+        from ryml import _ryml as binding
+
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (ImportError, OSError, ValueError):
+        yield
+        return
+    _ryml = binding
+    try:
+        silent = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(silent, 2)
+        finally:
+            os.close(silent)
+        token = _enabled.set(True)
+        try:
+            yield
+        finally:
+            _enabled.reset(token)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _body_start(text: str) -> int:
+    """Where the document's content starts: after a `---` line, comments and blank lines."""
+    start = 0
+    if text.startswith("---"):
+        newline = text.find("\n")
+        head = text[3:newline] if newline >= 0 else text[3:]
+        if head.strip(" ") and not head.lstrip(" ").startswith("#"):
+            raise Unsupported("content on the --- line")
+        if newline < 0:
+            return len(text)
+        start = newline + 1
+    end = _COMMENT_OR_BLANK.match(text, start)
+    return end.end() if end else start
+
+
+def load(text: str) -> tuple[Any, int]:
+    """The mapping in one document's `text` and the 0-based line of its first key.
+
+    Raises `Unsupported` unless the document is a block mapping whose meaning rapidyaml
+    and PyYAML certainly agree on, and unless `native_reader()` is active.
+    """
+    if not _enabled.get():
+        raise Unsupported("rapidyaml is used only inside native_reader()")
+    start = _body_start(text)
+    if _FIRST_CONTENT.match(text, start) is None:
+        raise Unsupported("not a block mapping at the left margin")
+    body = text[start:]
+    if not _certain(body):
+        raise Unsupported("a construct whose meaning may differ")
+    return _parse(body.encode()), text.count("\n", 0, start)
+
+
+def _certain(body: str) -> bool:
+    """Whether no line of `body` holds anything the two readers may read apart."""
+    lines = set(body.split("\n"))
+    lines -= _certain_lines
+    if not lines:
+        return True
+    unknown = "\n" + "\n".join(lines)
+    if (
+        "\\" in unknown  # escapes: YAML 1.2 knows more of them than PyYAML does
+        or UNSUPPORTED_CHARACTERS.search(unknown)
+        or RISKY.search(unknown)
+        or any(len(line) > _LONG_LINE for line in lines)
+    ):
+        return False
+    if len(_certain_lines) > _MAX_CERTAIN_LINES:
+        _certain_lines.clear()
+    _certain_lines.update(lines)
+    return True
+
+
+def _parse(data: bytes) -> dict[str, Any]:
+    """rapidyaml's tree of `data`, written out as JSON and read back by orjson."""
+    global _tree  # noqa: PLW0603 - one tree, cleared and reused: a new one costs a microsecond
+    tree = _tree if _tree is not None else _ryml.new_Tree()
+    _tree = None  # NB: a tree left by a failed parse is never used again
+    try:
+        _ryml.Tree_clear(tree)
+        _ryml.Tree_clear_arena(tree)
+        _ryml.parse_csubstr(data, tree)
+        root = _ryml.Tree_root_id(tree)
+        failed, size = _ryml.emit_json_to_substr(tree, root, _OUTPUT)
+        output = _OUTPUT
+        if failed:  # larger than the shared buffer: once more, into one large enough
+            output = bytearray(size)
+            failed, size = _ryml.emit_json_to_substr(tree, root, output)
+        body = orjson.loads(memoryview(output)[:size])
+    except Exception as error:  # noqa: BLE001 - the exact readers report what is wrong
+        raise Unsupported(f"rapidyaml: {type(error).__name__}") from None
+    _tree = tree
+    if type(body) is not dict:
+        raise Unsupported("not a mapping")
+    return body
