@@ -870,3 +870,13 @@ def test_evaluate_imports_neither_the_http_stack_nor_the_kubernetes_client(
     assert done.returncode == 0, done.stderr[-500:]
     imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in done.stderr.splitlines()}
     assert not imported & {"kubernetes", "uvicorn", "starlette", "cryptography"}
+
+
+def test_a_list_whose_items_is_not_a_list_is_a_problem_not_an_object() -> None:
+    text = "apiVersion: v1\nkind: List\nitems: 5\n"
+    found = list(manifests_io.read_yaml("odd.yaml", text))
+    assert len(found) == 1
+    problem = found[0]
+    assert isinstance(problem, manifests_io.Problem)
+    assert (problem.source, problem.line) == ("odd.yaml#0", 1)
+    assert "List whose items is a number, not a list" in problem.message

@@ -10,6 +10,7 @@ import pytest
 
 from webhook.admission import mutate, validate
 from webhook.config import settings_from_mapping
+from webhook.policies.pod_security.view import show
 from webhook.review import AdmissionRequest
 from webhook.verdict import Verdict
 
@@ -484,3 +485,11 @@ def test_audit_enforcement_admits_with_audit_annotations() -> None:
     assert verdict.allowed
     assert not verdict.warnings
     assert "sidecar" in verdict.audit_annotations()["pod-security.privileged"]
+
+
+def test_a_value_nested_too_deeply_to_echo_is_named_not_a_policy_failure() -> None:
+    nested: list[object] = []
+    for _ in range(5000):
+        nested = [nested]
+    assert show(nested) == "(a value nested too deeply to show)"
+    assert show({"path": "/etc"}) == '{"path": "/etc"}'

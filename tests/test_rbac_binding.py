@@ -277,13 +277,25 @@ def test_exempt_subjects_are_skipped(
     assert found(judge(obj, settings=settings)) == expected
 
 
-def test_a_binding_without_subjects_grants_nothing_to_judge() -> None:
-    """No subjects: nobody receives the role, so even cluster-admin is admitted."""
+def test_a_binding_without_subjects_is_judged_by_its_role_alone() -> None:
+    """The contract denies a binding to a forbidden role, whoever it names (or no one yet)."""
     obj = binding("cluster-admin", namespace=None)
     obj["subjects"] = []
-    assert judge(obj).allowed
+    verdict = judge(obj)
+    assert not verdict.allowed
+    assert found(verdict) == {("forbiddenRole", "no subject yet")}
     del obj["subjects"]
-    assert judge(obj).allowed
+    assert found(judge(obj)) == {("forbiddenRole", "no subject yet")}
+    assert judge(binding("view", namespace=None)).allowed
+
+
+def test_subjects_added_later_to_an_empty_binding_are_new_violations() -> None:
+    old = binding("cluster-admin", namespace=None)
+    again = judge(binding("cluster-admin", namespace=None), operation="UPDATE", old=old)
+    assert again.allowed  # an unchanged binding is not held up
+    widened = binding("cluster-admin", user("mallory"), namespace=None)
+    verdict = judge(widened, operation="UPDATE", old=old)
+    assert found(verdict) == {("forbiddenRole", 'User "mallory"')}
 
 
 # wildcardRole and escalationVerbs

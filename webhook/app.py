@@ -8,6 +8,7 @@ raised: the API server then sees a denial that names the policy, never a broken 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -196,22 +197,21 @@ class AdmissionEndpoint:
             status, reply = refusal.status, dump_json({"error": str(refusal)})
         except (BadReview, BulwarkError) as error:
             status, reply = 400, dump_json({"error": str(error)})
+        except asyncio.CancelledError:
+            # The drain's deadline passed while this request was still arriving or being
+            # judged on a thread. Answer it rather than leave uvicorn to send a bare 500.
+            message = "the server stopped before the request was complete; send it again"
+            status, reply = 503, dump_json({"error": message})
         except Exception as error:  # a bug outside the policies (the engine catches those)
             log.error("request_failed", path=scope["path"], exc_info=error)
             message = f"internal error: {type(error).__name__}; see the server log"
             status, reply = 500, dump_json({"error": message})
         else:
             state.metrics.observe_duration(self.webhook, time.perf_counter() - started)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", b"%d" % len(reply)),
-                ],
-            }
-        )
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(reply))]
+        if state.draining:
+            headers.append((b"connection", b"close"))  # the next request goes elsewhere
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": reply})
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:

@@ -11,6 +11,7 @@ import argparse
 import re
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from webhook import __version__
 from webhook.errors import BulwarkError
@@ -32,6 +33,23 @@ def dns_label(text: str) -> str:
     return text
 
 
+def _bounded(kind: type[int] | type[float], low: float, high: float | None = None) -> Any:
+    """An argparse type: a number of `kind` from `low` up to `high`, else a clear error."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < low or (high is not None and value > high):
+            upper = f" and at most {high:g}" if high is not None else ""
+            raise argparse.ArgumentTypeError(f"{text} is out of range: at least {low:g}{upper}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
@@ -41,8 +59,6 @@ class _Parser(argparse.ArgumentParser):
 def _serve(args: argparse.Namespace) -> int:
     from webhook.server import ServeOptions, serve
 
-    if args.workers < 1:
-        raise BulwarkError("--workers must be at least 1")
     return serve(
         ServeOptions(
             host=args.host,
@@ -112,13 +128,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the admission webhooks over HTTPS")
     serve.add_argument("--config", help="policy configuration YAML (default: built-in)")
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on")  # noqa: S104
-    serve.add_argument("--port", type=int, default=8443)
+    serve.add_argument("--port", type=_bounded(int, 0, 65535), default=8443, help="0: any free")
     serve.add_argument("--cert-dir", default="certs", help="folder with tls.crt and tls.key")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes")
+    serve.add_argument("--workers", type=_bounded(int, 1), default=1, help="worker processes")
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
-    serve.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024)
-    serve.add_argument("--drain-seconds", type=float, default=20.0)
-    serve.add_argument("--cert-poll-seconds", type=float, default=5.0)
+    serve.add_argument("--max-body-bytes", type=_bounded(int, 1024), default=8 * 1024 * 1024)
+    serve.add_argument(
+        "--drain-seconds",
+        type=_bounded(float, 1, 3600),
+        default=20.0,
+        help="how long requests in flight may take to finish after SIGTERM",
+    )
+    serve.add_argument(
+        "--cert-poll-seconds",
+        type=_bounded(float, 0.1, 3600),
+        default=5.0,
+        help="how often the certificate files are checked for a new pair",
+    )
     serve.add_argument("--kubeconfig", help="kubeconfig for the role cache (default: in-cluster)")
     serve.add_argument(
         "--service", type=dns_label, default="bulwark", help="service name for a self-signed pair"

@@ -288,6 +288,9 @@ def _objects(
         yield Problem(name, source, line, "not a Kubernetes object: no kind")
     elif kind.endswith("List") and isinstance(body.get("items"), list):
         yield from _items(name, source, line, body, item_lines())
+    elif kind.endswith("List") and body.get("items") is not None:
+        problem = f"a {kind} whose items is a {_type_name(body['items'])}, not a list"
+        yield Problem(name, source, line, problem)
     else:
         yield Document(name, source, line, body)
 

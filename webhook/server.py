@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import math
 import multiprocessing
 import os
 import signal
@@ -82,8 +83,15 @@ class UnreadableRoles:
         return False
 
 
+# After SIGTERM a worker first keeps serving for up to this long, not ready and answering
+# each admission with `Connection: close`, so that clients holding a keep-alive connection
+# (the API server does) send their next request elsewhere instead of having it dropped when
+# the connection is closed. It stops sooner once no connection is left open.
+LAME_DUCK_SECONDS = 2.0
+
+
 class _DrainingServer(uvicorn.Server):
-    """A uvicorn server that fails readiness the moment it is asked to stop.
+    """A uvicorn server that fails readiness the moment it is asked to stop, and drains.
 
     Its signal handlers only set flags. A handler runs between two bytecodes of whatever
     the main thread was doing, which may be the middle of writing a log line with the log
@@ -95,17 +103,31 @@ class _DrainingServer(uvicorn.Server):
         super().__init__(config)
         self.bulwark_state = state
         self.stop_signal: int | None = None
+        self.stop_requested_at = 0.0
 
     def request_stop(self, sig: int) -> None:
-        """Mark the worker draining and tell uvicorn to stop; safe inside a signal handler."""
+        """Mark the worker draining; the event loop does the rest. Safe in a signal handler.
+
+        A second SIGINT (Ctrl-C twice) stops at once, as uvicorn's own handler does; a
+        SIGTERM after a SIGINT (a terminal's Ctrl-C and then the supervisor's) does not.
+        """
+        if self.stop_signal is not None:
+            if sig == signal.SIGINT and self.stop_signal == signal.SIGINT:
+                self.force_exit = self.should_exit = True
+            return
         self.bulwark_state.draining = True
-        self.should_exit = True
-        if self.stop_signal is None:
-            self.stop_signal = sig
+        self.stop_signal = sig
+        self.stop_requested_at = time.monotonic()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.request_stop(sig)
-        super().handle_exit(sig, frame)
+
+    async def on_tick(self, counter: int) -> bool:
+        if self.stop_signal is not None and not self.should_exit:
+            lame = time.monotonic() - self.stop_requested_at < LAME_DUCK_SECONDS
+            if not lame or not self.server_state.connections:
+                self.should_exit = True
+        return await super().on_tick(counter)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self.stop_signal is not None:
@@ -159,7 +181,7 @@ def build_worker(options: ServeOptions) -> tuple[Starlette, uvicorn.Config, Serv
         port=options.port,
         ssl_certfile=str(reloader.cert_path),
         ssl_keyfile=str(reloader.key_path),
-        timeout_graceful_shutdown=int(options.drain_seconds),
+        timeout_graceful_shutdown=math.ceil(options.drain_seconds),
         lifespan="on",
         **UVICORN_OPTIONS,
     )
@@ -200,23 +222,19 @@ def _worker_server(options: ServeOptions) -> _DrainingServer:
     """A worker's server, already stopping cleanly on SIGTERM or SIGINT.
 
     The stop handler is installed before uvicorn's own, so a signal that lands while the
-    worker is still starting is not lost: it sets `should_exit`, which uvicorn checks right
-    after its startup. uvicorn puts this handler back once it has drained and replays the
-    signal to it; that replay only sets the same flags again, so the process exits 0
-    instead of dying of the re-raised signal.
+    worker is still starting is not lost: it marks the server stopping, which its first
+    tick acts on. A signal that came earlier still, while the settings and certificates
+    were read, was held by `hold_stop_signals` and is applied here.
     """
     _, config, state = build_worker(options)
     server = _DrainingServer(config, state)
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        server.request_stop(signum)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    for signum in _install_stop_handlers(server.request_stop):
+        server.request_stop(signum)  # one that came while the worker was being built
     return server
 
 
 def _run_worker(options: ServeOptions, sock: socket.socket | None) -> None:
+    hold_stop_signals()  # a worker process starts afresh, with the default dispositions
     logs.configure_logging(options.log_level)
     server = _worker_server(options)
     # What exists now (modules, settings, the app) lives as long as the process. Frozen, it
@@ -224,12 +242,41 @@ def _run_worker(options: ServeOptions, sock: socket.socket | None) -> None:
     # set off (a tenth of the CPU time of a 10-container pod's review).
     gc.collect()
     gc.freeze()
-    log.info("listening", host=options.host, port=options.port, pid=os.getpid())
+    port = sock.getsockname()[1] if sock is not None else options.port  # --port 0: the real one
+    log.info("listening", host=options.host, port=port, pid=os.getpid())
     server.run(sockets=[sock] if sock is not None else None)
+
+
+_held_signals: list[int] = []
+
+
+def hold_stop_signals() -> None:
+    """Until a real handler is installed, remember SIGTERM and SIGINT instead of dying.
+
+    A SIGTERM during start-up (a rollout that changes its mind) then still ends in a
+    drain and status 0. Called first thing by `serve`; a signal that lands while the
+    interpreter itself is still importing ends the process as signals do (status 143).
+    """
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        _held_signals.append(signum)
+
+    signal.signal(signal.SIGTERM, hold)
+    signal.signal(signal.SIGINT, hold)
+
+
+def _install_stop_handlers(stop: Any) -> list[int]:
+    """Send SIGTERM and SIGINT to `stop(signum)` from now on; the signals held until now."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop(signum))
+    signal.signal(signal.SIGINT, lambda signum, frame: stop(signum))
+    held = list(_held_signals)
+    _held_signals.clear()
+    return held
 
 
 def serve(options: ServeOptions) -> int:
     """Run the HTTPS admission server until SIGTERM; 0 after a clean drain."""
+    hold_stop_signals()
     logs.configure_logging(options.log_level)
     _prepare(options)
     # Fail here, once, rather than in every worker, when the configuration is unusable.
@@ -244,44 +291,42 @@ def serve(options: ServeOptions) -> int:
 def _supervise(options: ServeOptions, sock: socket.socket) -> int:
     context = multiprocessing.get_context("spawn")
     stopping = False
-    workers: list[Any] = []
+
+    def stop(signum: int) -> None:
+        nonlocal stopping
+        stopping = True  # the loop below does the rest, with the whole list of workers
 
     def start() -> Any:
         process = context.Process(target=_run_worker, args=(options, sock), daemon=False)
         process.start()
         return process
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-        for process in workers:
-            if process.is_alive() and process.pid is not None:
-                os.kill(process.pid, signal.SIGTERM)
-
-    # Before the first worker starts, so that a SIGTERM during start-up reaches them all.
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    if _install_stop_handlers(stop):
+        return 0
+    workers: list[Any] = []
     for _ in range(options.workers):
         if not stopping:
             workers.append(start())
-    log.info("supervising", workers=[p.pid for p in workers], port=options.port)
+    log.info("supervising", workers=[p.pid for p in workers], port=sock.getsockname()[1])
     while not stopping:
         for index, process in enumerate(workers):
             if not process.is_alive() and not stopping:
                 log.error("worker_died", pid=process.pid, exitcode=process.exitcode)
                 workers[index] = start()
-        time.sleep(0.5)
+        time.sleep(0.1)
+    # New connections are refused once the workers close their copies of the socket too.
+    sock.close()
+    for process in workers:
+        if process.is_alive() and process.pid is not None:
+            os.kill(process.pid, signal.SIGTERM)
     # One deadline for all of them: they drain side by side, not one after another.
-    deadline = time.monotonic() + options.drain_seconds + 5
+    deadline = time.monotonic() + LAME_DUCK_SECONDS + options.drain_seconds + 5
     for process in workers:
         process.join(max(0.0, deadline - time.monotonic()))
     for process in workers:
         if process.is_alive():
-            log.error(
-                "worker_kept_running", pid=process.pid, after_seconds=options.drain_seconds + 5
-            )
+            log.error("worker_kept_running", pid=process.pid)
             process.kill()
             process.join()
-    sock.close()
     failed = [p.exitcode for p in workers if p.exitcode not in (0, -signal.SIGTERM)]
     return 1 if failed else 0

@@ -35,7 +35,9 @@ their role; the rules of a role created later are not judged through the binding
 Every subject is judged, and each violation names one subject (`subject`
 'ServiceAccount "team-a/ci"'), so an UPDATE that adds a subject to an already-broad binding is
 denied while one that only edits labels is not. Subjects in `rbac.exemptSubjects` are skipped
-entirely; a binding whose subjects are all exempt (or that has none) grants nothing to judge.
+entirely; a binding whose subjects are all exempt grants nothing to judge. A binding with no
+subjects at all is judged by its role alone, with the subject "no subject yet": it is how a
+grant is staged, and the subjects an UPDATE adds later are new violations then.
 
 Bindings the API server maintains itself (named `system:...`, labelled
 `kubernetes.io/bootstrapping: rbac-defaults`) are never blocked: the API server reconciles
@@ -232,6 +234,9 @@ def _broad(binding: Binding, index: int, subject: Object) -> Violation | None:
     return Violation(POLICY, "broadSubject", message, f"subjects[{index}]", label)
 
 
+NO_SUBJECT = "no subject yet"
+
+
 def _role_violations(
     binding: Binding, findings: RoleFindings, forbidden: bool, label: str
 ) -> list[Violation]:
@@ -298,13 +303,15 @@ def judge_binding(obj: Object, context: PolicyContext) -> list[Violation]:
         for index, subject in enumerate(binding.subjects)
         if not _exempt(subject, binding, settings.exempt_subjects)
     ]
-    if not grants:
+    if not grants and binding.subjects:
         return []
 
     public_role = binding.role_kind == "ClusterRole" and binding.role_name in PUBLIC_CLUSTER_ROLES
     forbidden = binding.role_name in settings.forbidden_roles
     findings = _lookup(binding, obj, context)
 
+    if not binding.subjects:
+        return _role_violations(binding, findings, forbidden, NO_SUBJECT)
     found: list[Violation] = []
     for index, subject in grants:
         broad = None if public_role else _broad(binding, index, subject)

@@ -41,6 +41,8 @@ def show(value: Any) -> str:
         return json.dumps(value)
     except (TypeError, ValueError):
         return repr(value)
+    except RecursionError:  # nested past what the API server would ever send
+        return "(a value nested too deeply to show)"
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass is slower to build, and this is hot
