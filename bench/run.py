@@ -66,7 +66,7 @@ class Plan:
     saturation: int = 10
     rate_seconds: int = 15
     soak_step: int = 50_000
-    soak_steps: int = 4
+    soak_steps: int = 8  # 400,000 reviews: growth is judged over the last 200,000
     workers_seconds: int = 10
     connections: int = 16
     saturation_runs: int = 2
@@ -512,7 +512,7 @@ def side_by_side(
 def soak(loadgen: Path, plan: Plan) -> dict[str, Any]:
     """RSS of a fresh Bulwark at 0 and after each step of reviews (every size, both
     webhooks, round robin), to see whether memory settles or grows. The allocator keeps
-    growing its arenas for the first 100,000 or so; growth is judged after that."""
+    growing its arenas for the first 100,000 or so; growth is judged over the second half."""
     bulwark = Server("bulwark-soak", [str(VENV_BIN / "bulwark"), "serve", "--host", "127.0.0.1",
                      "--port", str(PORTS["bulwark"]), "--cert-dir", str(CERTS)],
                      PORTS["bulwark"], "/validate")  # fmt: skip

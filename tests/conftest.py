@@ -8,9 +8,19 @@ say so.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# In CI the property tests draw the same examples on every run, so that a red build always
+# means a change broke something, never that this run happened upon an old fault. Run on a
+# developer's machine they draw new examples each time and keep exploring; a failure found
+# there is replayed from .hypothesis/ until it is fixed.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -137,6 +137,8 @@ def test_numbers_and_json_words_as_keys_go_to_the_exact_readers(scalar: str) -> 
         pytest.param("a: b\r\n", id="carriage-return"),
         pytest.param("a: \x85b\n", id="next-line"),
         pytest.param("a: @b\n", id="reserved-character"),
+        pytest.param("a: [a:, a:]\n", id="empty-values-in-a-flow-sequence"),
+        pytest.param("a: {x: a #b}\n", id="comment-inside-a-flow-mapping"),
         pytest.param(f"{'k' * 1100}: v\n", id="key-longer-than-pyyaml-allows"),
         pytest.param("- a\n- b\n", id="top-level-sequence"),
         pytest.param("just text\n", id="top-level-scalar"),

@@ -58,6 +58,8 @@ RISKY = re.compile(
     r"|[?:]"  # a complex key `? k`, an empty key `: v`, a flow scalar YAML 1.1 refuses (`{:a}`)
     r"|(?<=\n)(?:---|\.\.\.))"  # a document marker inside the document
     r"|(?<=[\"'])(?::[^ \n]|\#))"  # JSON-style `"key":value`, a comment glued to a quote
+    r"|:[,\]}]"  # an empty value inside a flow collection (`[a:, b:]`): the readers differ
+    r"|[\[{][^\n]*\s\#"  # a comment after a flow collection opens (`{x: a #b}`) cuts it short
 )
 # PyYAML refuses a simple key longer than 1024 characters; rapidyaml does not.
 _LONG_LINE = 1000
