@@ -685,6 +685,7 @@ def test_alias_bombs_are_refused_quickly(
         ),
     ],
 )
+@pytest.mark.timeout(60)  # a guard against quadratic scans of long lines, not a speed target
 def test_deeply_nested_documents_are_refused_with_a_message(
     evaluate: Evaluate, write: Callable[[str, str], Path], name: str, text: str
 ) -> None:
