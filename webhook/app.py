@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -68,13 +68,12 @@ def error_response(status: int, message: str) -> Response:
     return _json(status, {"error": message})
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def receive_body(receive: Receive, declared: str | None, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it is known to exceed `limit`.
 
     A declared Content-Length is checked before anything is read; a chunked body is
-    counted while it streams, so an oversized upload never sits in memory whole.
+    counted while it arrives, so an oversized upload never sits in memory whole.
     """
-    declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise HTTPException(400, "Content-Length is not a number")
@@ -82,19 +81,18 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise HTTPException(413, f"the body is {declared} bytes; the limit is {limit}")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            # The API server gave up (its timeout) or the peer hung up mid-body.
+            raise HTTPException(400, "the client disconnected before the body was complete")
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise HTTPException(413, f"the body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _require_json(request: Request) -> None:
-    content_type = request.headers.get("content-type", "")
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type not in JSON_TYPES:
-        raise HTTPException(415, f"expected Content-Type application/json, got {content_type!r}")
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _record(state: ServerState, webhook: str, review: AdmissionReview, verdict: Verdict) -> None:
@@ -156,14 +154,6 @@ def _judge(state: ServerState, webhook: str, body: bytes) -> tuple[AdmissionRevi
     return review, validate(review.request, state.settings, roles=state.roles)
 
 
-class _Refused(Exception):
-    """A call that is not answered with a review: its HTTP status and what was wrong."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 class AdmissionEndpoint:
     """`POST /validate` or `POST /mutate`, as a bare ASGI application.
 
@@ -193,8 +183,8 @@ class AdmissionEndpoint:
             # Metrics and the log line on the loop's thread only (see webhook.metrics).
             _record(state, self.webhook, review, verdict)
             _log_admission(self.webhook, review, verdict, started)
-        except _Refused as refusal:
-            status, reply = refusal.status, dump_json({"error": str(refusal)})
+        except HTTPException as refusal:
+            status, reply = refusal.status_code, dump_json({"error": refusal.detail})
         except (BadReview, BulwarkError) as error:
             status, reply = 400, dump_json({"error": str(error)})
         except asyncio.CancelledError:
@@ -215,7 +205,7 @@ class AdmissionEndpoint:
         await send({"type": "http.response.body", "body": reply})
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
-        """The body of a JSON request, refused as `read_body` and `_require_json` do."""
+        """The body of a JSON request, from one pass over the headers."""
         content_type = declared = None
         for name, value in scope["headers"]:
             if name == b"content-type" and content_type is None:
@@ -224,31 +214,10 @@ class AdmissionEndpoint:
                 declared = value.decode("latin-1")
         media_type = (content_type or "").split(";", 1)[0].strip().lower()
         if media_type not in JSON_TYPES:
-            raise _Refused(
+            raise HTTPException(
                 415, f"expected Content-Type application/json, got {content_type or ''!r}"
             )
-        limit = self.state.max_body_bytes
-        if declared is not None:
-            if not declared.isdigit():
-                raise _Refused(400, "Content-Length is not a number")
-            if int(declared) > limit:
-                raise _Refused(413, f"the body is {declared} bytes; the limit is {limit}")
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                # The API server gave up (its timeout) or the peer hung up mid-body.
-                log.debug("client_disconnected", path=scope["path"])
-                raise _Refused(400, "the client disconnected before the body was complete")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise _Refused(413, f"the body exceeds the limit of {limit} bytes")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return await receive_body(receive, declared, self.state.max_body_bytes)
 
 
 # `POST /evaluate` media types, and whether each is JSON only (the others are sniffed: text
@@ -274,7 +243,8 @@ async def evaluate(request: Request) -> Response:
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type not in EVALUATE_TYPES:
         raise HTTPException(415, f"expected YAML or JSON manifests, got {content_type!r}")
-    body = await read_body(request, state.max_body_bytes)
+    declared = request.headers.get("content-length")
+    body = await receive_body(request.receive, declared, state.max_body_bytes)
     judge = partial(
         evaluate_body,
         body,
@@ -320,12 +290,6 @@ async def _bad_review(request: Request, error: Exception) -> Response:
     return error_response(400, str(error))
 
 
-async def _client_gone(request: Request, error: Exception) -> Response:
-    # The API server gave up (its timeout) or the peer hung up mid-body: nobody to answer.
-    log.debug("client_disconnected", path=request.url.path)
-    return error_response(400, "the client disconnected before the body was complete")
-
-
 async def _unexpected(request: Request, error: Exception) -> Response:
     # Reached only by a bug outside the policies (those are caught by the engine).
     log.error("request_failed", path=request.url.path, exc_info=error)
@@ -334,7 +298,6 @@ async def _unexpected(request: Request, error: Exception) -> Response:
 
 ERROR_HANDLERS: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
     HTTPException: _http_error,
-    ClientDisconnect: _client_gone,
     BadReview: _bad_review,
     BulwarkError: _bad_review,
     Exception: _unexpected,

@@ -17,7 +17,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -233,7 +233,7 @@ def _worker_server(options: ServeOptions) -> _DrainingServer:
     return server
 
 
-def _run_worker(options: ServeOptions, sock: socket.socket | None) -> None:
+def _run_worker(options: ServeOptions, sock: socket.socket) -> None:
     hold_stop_signals()  # a worker process starts afresh, with the default dispositions
     logs.configure_logging(options.log_level)
     server = _worker_server(options)
@@ -242,9 +242,9 @@ def _run_worker(options: ServeOptions, sock: socket.socket | None) -> None:
     # set off (a tenth of the CPU time of a 10-container pod's review).
     gc.collect()
     gc.freeze()
-    port = sock.getsockname()[1] if sock is not None else options.port  # --port 0: the real one
+    port = sock.getsockname()[1]  # with --port 0, the one the system chose
     log.info("listening", host=options.host, port=port, pid=os.getpid())
-    server.run(sockets=[sock] if sock is not None else None)
+    server.run(sockets=[sock])
 
 
 _held_signals: list[int] = []
@@ -265,7 +265,7 @@ def hold_stop_signals() -> None:
     signal.signal(signal.SIGINT, hold)
 
 
-def _install_stop_handlers(stop: Any) -> list[int]:
+def _install_stop_handlers(stop: Callable[[int], None]) -> list[int]:
     """Send SIGTERM and SIGINT to `stop(signum)` from now on; the signals held until now."""
     signal.signal(signal.SIGTERM, lambda signum, frame: stop(signum))
     signal.signal(signal.SIGINT, lambda signum, frame: stop(signum))
