@@ -419,6 +419,17 @@ def test_roles_in_the_input_judge_the_bindings_wherever_they_stand(
     assert [v["check"] for v in binding["violations"]] == ["wildcardRole"]
 
 
+def test_results_keep_the_input_order_though_bindings_are_judged_last(
+    evaluate: Evaluate, write: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    """Bindings wait for the whole input's roles; their results still stand in their place."""
+    text = "---\n".join([POD.format(name="first"), BINDING, POD.format(name="last"), WILDCARD_ROLE])
+    results = evaluate(write("all.yaml", text)).results
+    assert [r["source"] for r in results] == [f"{tmp_path / 'all.yaml'}#{n}" for n in range(4)]
+    assert [r["kind"] for r in results] == ["Pod", "ClusterRoleBinding", "Pod", "ClusterRole"]
+    assert [v["check"] for v in results[1]["violations"]] == ["wildcardRole"]
+
+
 def test_a_binding_whose_role_is_not_in_the_input_gets_a_warning(
     evaluate: Evaluate, write: Callable[[str, str], Path]
 ) -> None:

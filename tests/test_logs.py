@@ -41,6 +41,27 @@ def test_lines_logged_inside_the_loop_leave_together_and_in_order() -> None:
     assert stream.getvalue().splitlines() == [f"line {number}" for number in range(100)]
 
 
+def test_deferred_events_are_rendered_as_json_lines_in_their_place_among_the_others() -> None:
+    stream = CountingStream()
+    writer = LineWriter(stream)
+
+    async def admissions() -> None:
+        writer.msg("starting")
+        writer.defer({"event": "admission", "uid": "a", "allowed": True})
+        writer.msg("between")
+        writer.defer({"event": "admission", "uid": "b", "violations": ["pod-security/x"]})
+        await asyncio.sleep(3 * FLUSH_AFTER_SECONDS)
+
+    asyncio.run(admissions())
+    assert stream.writes == 1
+    assert stream.getvalue().splitlines() == [
+        "starting",
+        '{"event":"admission","uid":"a","allowed":true}',
+        "between",
+        '{"event":"admission","uid":"b","violations":["pod-security/x"]}',
+    ]
+
+
 def test_a_line_logged_outside_a_loop_is_written_at_once_after_those_waiting() -> None:
     stream = CountingStream()
     writer = LineWriter(stream)

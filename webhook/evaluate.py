@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -26,7 +26,8 @@ from webhook.admission import mutate, validate
 from webhook.config import Settings, load_settings
 from webhook.errors import BulwarkError, ManifestError
 from webhook.manifests_io import Document, Problem, read_bytes, read_paths
-from webhook.policies.roles import InputRoles
+from webhook.policies.rbac_binding import BINDING_KINDS
+from webhook.policies.roles import ROLE_KINDS, InputRoles
 from webhook.review import (
     AdmissionRequest,
     GroupVersionKind,
@@ -175,10 +176,17 @@ def _without_namespace(metadata: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """One object's judgement: what validation and mutation each said."""
+    """One object's judgement: where it stands, what it is, and what validation and
+    mutation each said. It keeps nothing of the object itself, so that a large input is
+    judged in the memory of one document at a time, not of all of them."""
 
-    document: Document
-    request: AdmissionRequest
+    file: str  # as the user named it; "-" for standard input
+    source: str  # "file#index"
+    line: int
+    api_version: str
+    kind: str
+    namespace: str  # as the API server would see it (see `admission_request`)
+    name: str  # the name, else the generateName, else ""
     checked: Verdict  # validate
     defaulted: Verdict  # mutate
 
@@ -189,17 +197,6 @@ class Result:
     @property
     def warnings(self) -> list[str]:
         return [*self.checked.warnings, *self.defaulted.warnings]
-
-    @property
-    def namespace(self) -> str:
-        return self.request.namespace
-
-    @property
-    def name(self) -> str:
-        metadata: Any = self.document.body.get("metadata")
-        if not isinstance(metadata, dict):
-            return ""
-        return str(metadata.get("name") or metadata.get("generateName") or "")
 
 
 class _LayeredRoles:
@@ -216,28 +213,76 @@ class _LayeredRoles:
         return self._then.complete()
 
 
+class _RolesNotYetRead:
+    """The role source while the input is still being read: consulting it is a bug.
+
+    Only bindings are judged by roles, and they wait until the whole input is read (see
+    `judge`). A policy that came to consult roles for another kind would fail here, loudly,
+    rather than be judged against half of the input's roles.
+    """
+
+    def rules(self, kind: str, namespace: str, name: str) -> Sequence[Object] | None:
+        raise RuntimeError("roles were consulted for an object that is not a binding")
+
+    def complete(self) -> bool:
+        raise RuntimeError("roles were consulted for an object that is not a binding")
+
+
 def judge(
-    documents: Sequence[Document],
+    documents: Iterable[Document],
     settings: Settings,
     *,
     namespace: str = "default",
     operation: Operation = "CREATE",
     cluster_roles: RoleSource | None = None,
 ) -> list[Result]:
-    """Judge every document, with the roles among them (then `cluster_roles`) at hand."""
-    roles: RoleSource = InputRoles.from_manifests(
-        (document.body for document in documents), namespace=namespace
+    """Judge every document, in order, with the roles among them (then `cluster_roles`).
+
+    Each document is judged as it is read, and only its `Result` is kept. Bindings are the
+    exception: a Role or ClusterRole anywhere in the input may decide them, so they are
+    kept until the input is read, then judged with all of its roles.
+    """
+    results: list[Result | None] = []
+    bindings: list[tuple[int, Document]] = []
+    roles_in_input: list[Object] = []
+    pending = _RolesNotYetRead()
+    for document in documents:
+        kind = document.body["kind"]
+        if kind in ROLE_KINDS:
+            roles_in_input.append(document.body)
+        if kind in BINDING_KINDS:
+            bindings.append((len(results), document))
+            results.append(None)
+        else:
+            results.append(_judged(document, settings, namespace, operation, pending))
+    if bindings:
+        roles: RoleSource = InputRoles.from_manifests(roles_in_input, namespace=namespace)
+        if cluster_roles is not None:
+            roles = _LayeredRoles(roles, cluster_roles)
+        for number, document in bindings:
+            results[number] = _judged(document, settings, namespace, operation, roles)
+    return [result for result in results if result is not None]
+
+
+def _judged(
+    document: Document, settings: Settings, namespace: str, operation: Operation, roles: RoleSource
+) -> Result:
+    body = document.body
+    request = admission_request(body, namespace=namespace, operation=operation, uid=document.source)
+    metadata: Any = body.get("metadata")
+    if not isinstance(metadata, dict):
+        metadata = {}
+    return Result(
+        file=document.file,
+        source=document.source,
+        line=document.line,
+        api_version=str(body["apiVersion"]),
+        kind=str(body["kind"]),
+        namespace=request.namespace,
+        name=str(metadata.get("name") or metadata.get("generateName") or ""),
+        checked=validate(request, settings, roles=roles),
+        defaulted=mutate(request, settings),
     )
-    if cluster_roles is not None:
-        roles = _LayeredRoles(roles, cluster_roles)
-    results = []
-    for number, document in enumerate(documents):
-        request = admission_request(
-            document.body, namespace=namespace, operation=operation, uid=f"evaluate-{number}"
-        )
-        checked = validate(request, settings, roles=roles)
-        results.append(Result(document, request, checked, mutate(request, settings)))
-    return results
 
 
 def evaluate_body(
@@ -304,13 +349,24 @@ def _run(
         stdin = getattr(sys.stdin, "buffer", None)
         if stdin is not None and sys.stdin.isatty():
             print("bulwark evaluate: reading manifests from standard input", file=sys.stderr)
-    with native_reader():
-        documents, problems = _split(read_paths(paths, stdin))
+    judged_as = operation_named(operation)
+    problems: list[Problem] = []
+    documents = _documents(read_paths(paths, stdin), problems)
+    with native_reader():  # each document is judged as soon as it is read
+        results = judge(documents, settings, namespace=namespace, operation=judged_as)
     for problem in problems:
         print(f"bulwark evaluate: {problem}", file=sys.stderr)
 
-    results = judge(documents, settings, namespace=namespace, operation=operation_named(operation))
     report.write(output, results, problems, sys.stdout)
     if problems:
         return EXIT_BAD_INPUT
     return EXIT_ADMITTED if all(result.allowed for result in results) else EXIT_DENIED
+
+
+def _documents(items: Iterable[Document | Problem], problems: list[Problem]) -> Iterator[Document]:
+    """The documents among `items`, as they come; the problems go to `problems`."""
+    for item in items:
+        if isinstance(item, Problem):
+            problems.append(item)
+        else:
+            yield item

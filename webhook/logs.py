@@ -79,6 +79,11 @@ class _UTCTimestamp:
 # the OOM killer) loses at most that last 50 ms of lines; a clean stop writes them all.
 FLUSH_AFTER_SECONDS = 0.05
 FLUSH_AT_CHARACTERS = 64 * 1024
+EVENT_CHARACTERS = 400  # about the length of a deferred event's line, for the count above
+
+
+def _rendered(line: str | dict[str, Any]) -> str:
+    return line if isinstance(line, str) else _dumps(line)
 
 
 class LineWriter:
@@ -98,15 +103,27 @@ class LineWriter:
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._lock = threading.Lock()
-        self._waiting: list[str] = []
+        self._waiting: list[str | dict[str, Any]] = []
         self._waiting_characters = 0
         self._scheduled: asyncio.AbstractEventLoop | None = None
         atexit.register(self.flush)
 
     def msg(self, message: str) -> None:
+        self._add(message, len(message))
+
+    def defer(self, event: dict[str, Any]) -> None:
+        """Write `event` as a JSON line, rendered when it is written out.
+
+        The canonical admission line goes this way: rendered with the others of its batch,
+        in one tight loop, it costs an admission a quarter less than rendered at once (the
+        encoder's code and tables are warm). `event` must not change after this call.
+        """
+        self._add(event, EVENT_CHARACTERS)
+
+    def _add(self, line: str | dict[str, Any], characters: int) -> None:
         with self._lock:
-            self._waiting.append(message)
-            self._waiting_characters += len(message)
+            self._waiting.append(line)
+            self._waiting_characters += characters
             full = self._waiting_characters >= FLUSH_AT_CHARACTERS
         try:
             loop = asyncio.get_running_loop()
@@ -123,7 +140,7 @@ class LineWriter:
             self._scheduled = None
             if not self._waiting:
                 return
-            text = "\n".join(self._waiting) + "\n"
+            text = "\n".join([_rendered(line) for line in self._waiting]) + "\n"
             self._waiting.clear()
             self._waiting_characters = 0
             try:
@@ -216,11 +233,12 @@ def get_logger(name: str = "bulwark") -> Any:
 class _CanonicalLine:
     """Writes the `admission` line: the one line that every review costs.
 
-    In JSON mode it is rendered here, to the same keys, timestamp and writer as structlog's
-    chain would give it, in a third of the time (the chain merges the context variables,
-    copies the event and calls four processors per line). Its keys keep the caller's order
-    (the request's identity first), then `event`, `level` and `timestamp`. In console
-    mode, and before logging is configured, it goes through structlog like any other line.
+    In JSON mode it bypasses structlog's chain (which merges the context variables, copies
+    the event and calls four processors per line) and is handed to the writer as an event,
+    rendered with its batch (`LineWriter.defer`), to the same keys and timestamp. Its keys
+    keep the caller's order (the request's identity first), then `event`, `level` and
+    `timestamp`. In console mode, and before logging is configured, it goes through
+    structlog like any other line.
     """
 
     def __init__(self) -> None:
@@ -244,7 +262,7 @@ class _CanonicalLine:
         writer, stamp = self._direct
         fields["event"] = "admission"
         fields["level"] = "info"
-        writer.msg(_dumps(stamp(None, "info", fields)))
+        writer.defer(stamp(None, "info", fields))
 
 
 # `log_admission({UID: ..., WEBHOOK: ..., ...})` writes the canonical line.

@@ -29,7 +29,7 @@ _RED, _YELLOW, _BOLD, _RESET = "\033[31m", "\033[33m", "\033[1m", "\033[0m"
 
 def label(result: Result) -> str:
     """`Kind/namespace/name`, or `Kind/name` for a cluster-scoped object."""
-    kind, name = result.document.body["kind"], result.name or "(unnamed)"
+    kind, name = result.kind, result.name or "(unnamed)"
     return f"{kind}/{result.namespace}/{name}" if result.namespace else f"{kind}/{name}"
 
 
@@ -66,12 +66,11 @@ def json_document(results: Sequence[Result], problems: Sequence[Problem] = ()) -
 
 
 def _json_result(result: Result) -> dict[str, Any]:
-    body = result.document.body
     return {
-        "source": result.document.source,
-        "line": result.document.line,
-        "apiVersion": body["apiVersion"],
-        "kind": body["kind"],
+        "source": result.source,
+        "line": result.line,
+        "apiVersion": result.api_version,
+        "kind": result.kind,
         "namespace": result.namespace,
         "name": result.name,
         "allowed": result.allowed,
@@ -92,7 +91,7 @@ def text(results: Sequence[Result], problems: Sequence[Problem], *, colour: bool
 
     lines = []
     for result in results:
-        where = paint(f"{result.document.file}:{result.document.line}:", _BOLD)
+        where = paint(f"{result.file}:{result.line}:", _BOLD)
         who = label(result)
         for violation in result.checked.violations:
             check = paint(f"{violation.policy}/{violation.check}", _RED)
@@ -125,8 +124,8 @@ def junit(results: Sequence[Result], problems: Sequence[Problem]) -> str:
     root = ET.Element("testsuites", {"name": "bulwark evaluate", **totals})
     suite = ET.SubElement(root, "testsuite", {"name": "bulwark evaluate", **totals, "skipped": "0"})
     for result in results:
-        name = f"{label(result)} ({result.document.source})"
-        case = ET.SubElement(suite, "testcase", classname=result.document.file, name=name)
+        name = f"{label(result)} ({result.source})"
+        case = ET.SubElement(suite, "testcase", classname=result.file, name=name)
         if not result.allowed:
             found = [
                 f"{v.policy}/{v.check}: {v.message} (at {v.path})"
@@ -165,10 +164,10 @@ def sarif(results: Sequence[Result], problems: Sequence[Problem]) -> dict[str, A
 
     def add(rule: str, level: str, result: Result, message: str, path: str = "") -> None:
         index = rules.setdefault(rule, len(rules))
-        where = _location(result.document.file, result.document.line, label(result))
+        where = _location(result.file, result.line, label(result))
         finding = {"ruleId": rule, "ruleIndex": index, "level": level}
         finding |= {"message": {"text": f"{label(result)}: {message}"}, "locations": [where]}
-        finding["properties"] = {"source": result.document.source, "path": path}
+        finding["properties"] = {"source": result.source, "path": path}
         findings.append(finding)
 
     for result in results:

@@ -72,9 +72,9 @@ class NoRoles:
         return True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per request, and a frozen one costs 3x
 class PolicyContext:
-    """What a policy may know besides the object itself."""
+    """What a policy may know besides the object itself. Policies only read it."""
 
     request: AdmissionRequest
     settings: Settings

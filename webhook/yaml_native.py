@@ -157,13 +157,13 @@ def _certain(body: str) -> bool:
     unknown = "\n" + "\n".join(lines)
     if (
         "\\" in unknown  # escapes: YAML 1.2 knows more of them than PyYAML does
-        or any(len(line) > _LONG_LINE for line in lines)  # first: it bounds the searches below
+        or max(map(len, lines)) > _LONG_LINE  # first: it bounds the searches below
         or UNSUPPORTED_CHARACTERS.search(unknown)
         or RISKY.search(unknown)
         # A comment on a line where a flow collection opens may cut it short (`{x: a #b}`).
         # Tested here, not in RISKY: as a pattern it would rescan the rest of the line from
         # every bracket, quadratic in a line's length.
-        or any("#" in line and ("[" in line or "{" in line) for line in lines)
+        or ("#" in unknown and any("#" in line and ("[" in line or "{" in line) for line in lines))
     ):
         return False
     if len(_certain_lines) > _MAX_CERTAIN_LINES:

@@ -40,21 +40,28 @@ class Check:
     level: str  # the lowest level that runs it: baseline or restricted
     run: Callable[[PodView], None]
     stands_in_for: str = ""  # the baseline check this one replaces at restricted
+    # It reads nothing but the pod's and the containers' securityContext, and a pod with
+    # none passes it. Most pods set none; skipping these then judges a pod a fifth faster.
+    needs_security_context: bool = False
 
 
 CHECKS: tuple[Check, ...] = (
-    Check("privileged", "baseline", baseline.privileged),
+    Check("privileged", "baseline", baseline.privileged, needs_security_context=True),
     Check("hostNamespaces", "baseline", baseline.host_namespaces),
     Check("hostPathVolumes", "baseline", baseline.host_path_volumes),
     Check("hostPorts", "baseline", baseline.host_ports),
     Check("hostProbesAndHostLifecycle", "baseline", baseline.host_probes_and_host_lifecycle),
-    Check("capabilities_baseline", "baseline", baseline.capabilities),
-    Check("seLinuxOptions", "baseline", baseline.selinux_options),
-    Check("procMount", "baseline", baseline.proc_mount),
-    Check("seccompProfile_baseline", "baseline", baseline.seccomp_profile),
-    Check("sysctls", "baseline", baseline.sysctls),
+    Check("capabilities_baseline", "baseline", baseline.capabilities, needs_security_context=True),
+    Check("seLinuxOptions", "baseline", baseline.selinux_options, needs_security_context=True),
+    Check("procMount", "baseline", baseline.proc_mount, needs_security_context=True),
+    Check(
+        "seccompProfile_baseline", "baseline", baseline.seccomp_profile, needs_security_context=True
+    ),
+    Check("sysctls", "baseline", baseline.sysctls, needs_security_context=True),
     Check("appArmorProfile", "baseline", baseline.app_armor_profile),
-    Check("windowsHostProcess", "baseline", baseline.windows_host_process),
+    Check(
+        "windowsHostProcess", "baseline", baseline.windows_host_process, needs_security_context=True
+    ),
     Check("allowPrivilegeEscalation", "restricted", restricted.allow_privilege_escalation),
     Check("runAsNonRoot", "restricted", restricted.run_as_non_root),
     Check("runAsUser", "restricted", restricted.run_as_user),
@@ -91,8 +98,10 @@ def judge_pod(pod: PodSpec, level: str, namespace: str) -> list[Violation]:
     if not checks:
         return []
     view = view_of(pod, namespace)
+    secured = bool(view.secured or view.security)
     for check in checks:
-        check.run(view)
+        if secured or not check.needs_security_context:
+            check.run(view)
     return view.found
 
 
