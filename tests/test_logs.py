@@ -62,6 +62,14 @@ def test_deferred_events_are_rendered_as_json_lines_in_their_place_among_the_oth
     ]
 
 
+def test_a_deferred_event_with_a_value_json_cannot_hold_is_written_with_its_repr() -> None:
+    stream = CountingStream()
+    writer = LineWriter(stream)
+    writer.defer({"event": "admission", "odd": {1, 2}})
+    writer.msg("after")
+    assert stream.getvalue().splitlines() == ['{"event":"admission","odd":"{1, 2}"}', "after"]
+
+
 def test_a_line_logged_outside_a_loop_is_written_at_once_after_those_waiting() -> None:
     stream = CountingStream()
     writer = LineWriter(stream)

@@ -104,8 +104,9 @@ def _record(state: ServerState, webhook: str, review: AdmissionReview, verdict: 
         kind if kind in KNOWN_KINDS else "other",
         verdict.allowed,
     )
-    for enforcement, violation in verdict.by_enforcement():
-        metrics.count_violation(violation.policy, violation.check, enforcement)
+    if verdict.violations or verdict.warned or verdict.audited:
+        for enforcement, violation in verdict.by_enforcement():
+            metrics.count_violation(violation.policy, violation.check, enforcement)
     for policy, error in verdict.failed_policies:
         metrics.count_error(policy)
         log.error(

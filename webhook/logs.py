@@ -83,7 +83,9 @@ EVENT_CHARACTERS = 400  # about the length of a deferred event's line, for the c
 
 
 def _rendered(line: str | dict[str, Any]) -> str:
-    return line if isinstance(line, str) else _dumps(line)
+    # `repr` for a value JSON cannot hold: rendering happens in a write-out, where an
+    # exception would lose the whole batch.
+    return line if isinstance(line, str) else _dumps(line, default=repr)
 
 
 class LineWriter:
