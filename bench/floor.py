@@ -3,8 +3,9 @@
 A bare ASGI application that reads the body, parses it with orjson (as Bulwark does) and
 answers an allowed AdmissionReview carrying the request's uid. It runs on the same uvicorn
 options (`webhook.server.UVICORN_OPTIONS`: uvloop, httptools, keep-alive), the same TLS
-context (`webhook.tls.server_context`: TLS 1.2/1.3, the same ciphers) and the same frozen
-start-up heap (`gc.freeze()`) as `bulwark serve`, so the gap between the two is what
+context (`webhook.tls.server_context`: TLS 1.2/1.3, the same ciphers) and the same
+collector settings (`webhook.server.settle_heap`: the start-up heap frozen, the young
+generation collected less often) as `bulwark serve`, so the gap between the two is what
 Bulwark's own code costs: decoding into models, the policies, metrics and the log line.
 
     .venv/bin/python bench/floor.py --port 18444 --cert-dir bench/out/certs
@@ -13,14 +14,13 @@ Bulwark's own code costs: decoding into models, the policies, metrics and the lo
 from __future__ import annotations
 
 import argparse
-import gc
 from pathlib import Path
 from typing import Any
 
 import orjson
 import uvicorn
 
-from webhook.server import UVICORN_OPTIONS
+from webhook.server import UVICORN_OPTIONS, settle_heap
 from webhook.tls import server_context
 
 CONTENT_TYPE = (b"content-type", b"application/json")
@@ -76,9 +76,7 @@ def main() -> None:
     )
     config.load()
     config.ssl = context  # the same context Bulwark serves with, not uvicorn's default
-    # As `bulwark serve` does: the start-up heap is not re-scanned by every full collection.
-    gc.collect()
-    gc.freeze()
+    settle_heap()  # the collector set up as `bulwark serve` sets it up
     uvicorn.Server(config).run()
 
 

@@ -556,3 +556,20 @@ def test_a_review_larger_than_the_thread_threshold_is_judged_the_same(tmp_path: 
         message = validated.json()["response"]["status"]["message"]
         assert message.endswith("and 3980 more violations")
         assert '"request_failed"' not in live.log()
+
+
+def test_a_worker_freezes_its_start_up_heap_and_collects_young_objects_less_often() -> None:
+    """Run in a process of its own: the collector's settings are the whole process's."""
+    script = (
+        "import gc\n"
+        "from webhook.server import YOUNG_GENERATION_THRESHOLD, settle_heap\n"
+        "before = gc.get_threshold()\n"
+        "settle_heap()\n"
+        "after = gc.get_threshold()\n"
+        "print(before[1:] == after[1:], after[0] == YOUNG_GENERATION_THRESHOLD)\n"
+        "print(gc.get_freeze_count() > 0)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.split() == ["True", "True", "True"]

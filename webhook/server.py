@@ -233,15 +233,33 @@ def _worker_server(options: ServeOptions) -> _DrainingServer:
     return server
 
 
+# CPython collects its youngest generation once allocations outrun deallocations by 700.
+# A review allocates a few hundred objects (its parsed body, models, verdict) and frees
+# them all when it is answered, so at 700 a collection often comes in the middle of a review
+# and walks that review's live objects; at 20,000 it finds almost nothing alive. Measured:
+# 7% less CPU per one-container review (bench/README.md). Cyclic garbage, rare here
+# (an exception's traceback), waits a little longer for its collection.
+YOUNG_GENERATION_THRESHOLD = 20_000
+
+
+def settle_heap() -> None:
+    """Set the collector up for serving, once start-up is over.
+
+    What exists now (modules, settings, the app) lives as long as the process. Frozen, it
+    is no longer re-scanned by the full collections that the objects of large reviews set
+    off (a tenth of the CPU time of a 10-container pod's review).
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, middle, oldest)
+
+
 def _run_worker(options: ServeOptions, sock: socket.socket) -> None:
     hold_stop_signals()  # a worker process starts afresh, with the default dispositions
     logs.configure_logging(options.log_level)
     server = _worker_server(options)
-    # What exists now (modules, settings, the app) lives as long as the process. Frozen, it
-    # is no longer re-scanned by the full collections that the objects of large reviews
-    # set off (a tenth of the CPU time of a 10-container pod's review).
-    gc.collect()
-    gc.freeze()
+    settle_heap()
     port = sock.getsockname()[1]  # with --port 0, the one the system chose
     log.info("listening", host=options.host, port=port, pid=os.getpid())
     server.run(sockets=[sock])
