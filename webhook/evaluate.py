@@ -4,8 +4,10 @@
 AdmissionRequest the API server would send on `kubectl apply` (kind and resource from the
 object's apiVersion and kind, the namespace filled in for namespaced kinds and cleared for
 cluster-scoped ones) and hands it to the same `validate` and `mutate` the HTTP layer
-calls, so the two doors cannot judge differently. Roles and ClusterRoles anywhere in the
-input are collected first and used to judge the bindings, wherever they stand.
+calls, so the two doors cannot judge differently. Each object is judged as it is read
+and only its result is kept, so a large tree takes the memory of its results, not of its
+manifests; bindings alone wait for the end of the input, to be judged with the Roles and
+ClusterRoles found anywhere in it.
 
 Reading the input lives in `webhook.manifests_io`, the output formats in `webhook.report`.
 This module imports neither the HTTP stack nor the Kubernetes client, so that the command
