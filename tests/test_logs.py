@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
+from typing import Any
 
 import pytest
 import structlog
@@ -68,6 +70,29 @@ def test_a_deferred_event_with_a_value_json_cannot_hold_is_written_with_its_repr
     writer.defer({"event": "admission", "odd": {1, 2}})
     writer.msg("after")
     assert stream.getvalue().splitlines() == ['{"event":"admission","odd":"{1, 2}"}', "after"]
+
+
+@pytest.mark.parametrize(
+    "unwritable",
+    [
+        pytest.param({"n": 10**5000}, id="an-integer-too-long-to-print"),
+        pytest.param({("a", "tuple"): 1}, id="a-key-json-cannot-hold"),
+    ],
+)
+def test_an_event_that_cannot_be_rendered_is_reported_and_loses_no_other_line(
+    unwritable: dict[Any, Any],
+) -> None:
+    stream = CountingStream()
+    writer = LineWriter(stream)
+    writer.msg("before")
+    writer.defer({"event": "admission", **unwritable})
+    writer.msg("after")
+    writer.flush()
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "before"
+    assert lines[-1] == "after"
+    assert json.loads(lines[1])["event"] == "admission"
+    assert "could not be written as JSON" in json.loads(lines[1])["error"]
 
 
 def test_a_line_logged_outside_a_loop_is_written_at_once_after_those_waiting() -> None:

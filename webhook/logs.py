@@ -83,9 +83,21 @@ EVENT_CHARACTERS = 400  # about the length of a deferred event's line, for the c
 
 
 def _rendered(line: str | dict[str, Any]) -> str:
-    # `repr` for a value JSON cannot hold: rendering happens in a write-out, where an
-    # exception would lose the whole batch.
-    return line if isinstance(line, str) else _dumps(line, default=repr)
+    """A waiting line as text. Never raises: rendering happens in a write-out, where an
+    exception would lose the whole batch and every line after it."""
+    if isinstance(line, str):
+        return line
+    try:
+        return _dumps(line, default=repr)  # `repr` for a value JSON has no type for
+    except Exception as error:  # noqa: BLE001 - a key JSON cannot hold, an integer too long
+        event = line.get("event")
+        return _dumps(
+            {
+                "event": event if isinstance(event, str) else "(unnamed)",
+                "level": "error",
+                "error": f"this line could not be written as JSON ({type(error).__name__})",
+            }
+        )
 
 
 class LineWriter:
