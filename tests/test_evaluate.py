@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -379,8 +379,8 @@ def test_built_requests_are_what_validation_would_make_of_them() -> None:
         operation="UPDATE",
         uid="evaluate-0",
     )
-    validated = AdmissionRequest.model_validate(request.model_dump(by_alias=True))
-    assert validated == request
+    validated = AdmissionRequest.model_validate(asdict(request))
+    assert validated.model_dump() == asdict(request)
     assert request.object is not None
     assert request.object["metadata"]["namespace"] == "team-a"
     assert request.old_object is None

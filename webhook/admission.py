@@ -21,7 +21,7 @@ from webhook.mutation.pod_defaults import PodDefaults
 from webhook.policies.ingress_tls import IngressTLS
 from webhook.policies.pod_security import PodSecurity
 from webhook.policies.rbac_binding import RbacBinding
-from webhook.review import AdmissionRequest
+from webhook.review import Request
 from webhook.verdict import (
     Mutation,
     NoRoles,
@@ -41,7 +41,7 @@ MUTATIONS: tuple[Mutation, ...] = (PodDefaults(),)
 ALWAYS_ADMITTED_SUBRESOURCES = frozenset({"status", "scale"})
 
 
-def _skip_reason(request: AdmissionRequest, namespace: str, settings: Settings) -> str:
+def _skip_reason(request: Request, namespace: str, settings: Settings) -> str:
     """Why this request is admitted without running any policy, or "" to judge it."""
     if request.operation in ("DELETE", "CONNECT"):
         return f"{request.operation} is always allowed"
@@ -54,7 +54,7 @@ def _skip_reason(request: AdmissionRequest, namespace: str, settings: Settings) 
     return ""
 
 
-def _identity(request: AdmissionRequest, obj: Object) -> tuple[str, str]:
+def _identity(request: Request, obj: Object) -> tuple[str, str]:
     """Namespace and name, from the request or, where it has none, from the object.
 
     Pods made from `generateName` have no name yet. The API server refuses an object whose
@@ -69,9 +69,7 @@ def _identity(request: AdmissionRequest, obj: Object) -> tuple[str, str]:
     return str(namespace), str(name)
 
 
-def _context(
-    request: AdmissionRequest, settings: Settings, roles: RoleSource
-) -> tuple[PolicyContext, str]:
+def _context(request: Request, settings: Settings, roles: RoleSource) -> tuple[PolicyContext, str]:
     namespace, name = _identity(request, request.object or {})
     context = PolicyContext(
         request=request, settings=settings, namespace=namespace, name=name, roles=roles
@@ -79,9 +77,7 @@ def _context(
     return context, _skip_reason(request, namespace, settings)
 
 
-def _new_violations(
-    policy: Policy, request: AdmissionRequest, context: PolicyContext
-) -> list[Violation]:
+def _new_violations(policy: Policy, request: Request, context: PolicyContext) -> list[Violation]:
     """The policy's violations in the object, less those the old object already had."""
     assert request.object is not None
     found = policy.check(request.object, context)
@@ -97,7 +93,7 @@ def _new_violations(
 
 
 def validate(
-    request: AdmissionRequest,
+    request: Request,
     settings: Settings,
     *,
     roles: RoleSource | None = None,
@@ -154,7 +150,7 @@ def _file(verdict: Verdict, found: list[Violation], enforcement: str) -> None:
 
 
 def mutate(
-    request: AdmissionRequest,
+    request: Request,
     settings: Settings,
     *,
     mutations: Sequence[Mutation] = MUTATIONS,

@@ -31,7 +31,7 @@ from webhook.errors import BadReview, BulwarkError
 from webhook.evaluate import evaluate_body
 from webhook.metrics import Metrics
 from webhook.podspec import POD_CARRYING_KINDS
-from webhook.review import AdmissionReview, decode_review, dump_json, encode_response
+from webhook.review import Review, decode_review, dump_json, encode_response
 from webhook.verdict import NoRoles, RoleSource, Verdict
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -95,7 +95,7 @@ async def receive_body(receive: Receive, declared: str | None, limit: int) -> by
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _record(state: ServerState, webhook: str, review: AdmissionReview, verdict: Verdict) -> None:
+def _record(state: ServerState, webhook: str, review: Review, verdict: Verdict) -> None:
     kind = review.request.kind.kind
     metrics = state.metrics
     metrics.count_request(
@@ -117,7 +117,7 @@ def _record(state: ServerState, webhook: str, review: AdmissionReview, verdict: 
         )
 
 
-def _log_admission(webhook: str, review: AdmissionReview, verdict: Verdict, started: float) -> None:
+def _log_admission(webhook: str, review: Review, verdict: Verdict, started: float) -> None:
     request = review.request
     logs.log_admission(
         {
@@ -147,7 +147,7 @@ def _log_admission(webhook: str, review: AdmissionReview, verdict: Verdict, star
 THREADED_REVIEW_BYTES = 256 * 1024
 
 
-def _judge(state: ServerState, webhook: str, body: bytes) -> tuple[AdmissionReview, Verdict]:
+def _judge(state: ServerState, webhook: str, body: bytes) -> tuple[Review, Verdict]:
     """The review in `body` and the engine's verdict on it; safe on a worker thread."""
     review = decode_review(body)
     if webhook == "mutate":

@@ -1,7 +1,7 @@
 """The dry run: judge plain manifests exactly as the admission webhooks would.
 
 `bulwark evaluate` and `POST /evaluate` share this module. For every object it builds the
-AdmissionRequest the API server would send on `kubectl apply` (kind and resource from the
+admission request the API server would send on `kubectl apply` (kind and resource from the
 object's apiVersion and kind, the namespace filled in for namespaced kinds and cleared for
 cluster-scoped ones) and hands it to the same `validate` and `mutate` the HTTP layer
 calls, so the two doors cannot judge differently. Each object is judged as it is read
@@ -30,13 +30,7 @@ from webhook.errors import BulwarkError, ManifestError
 from webhook.manifests_io import Document, Problem, read_bytes, read_paths
 from webhook.policies.rbac_binding import BINDING_KINDS
 from webhook.policies.roles import ROLE_KINDS, InputRoles
-from webhook.review import (
-    AdmissionRequest,
-    GroupVersionKind,
-    GroupVersionResource,
-    Operation,
-    UserInfo,
-)
+from webhook.review import Operation, PlainKind, PlainRequest, PlainResource, PlainUser
 from webhook.verdict import Object, RoleSource, Verdict
 from webhook.yaml_native import native_reader
 
@@ -112,43 +106,23 @@ def resource_for(kind: str) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _kind_and_resource(
-    api_version: str, kind: str
-) -> tuple[GroupVersionKind, GroupVersionResource]:
+def _kind_and_resource(api_version: str, kind: str) -> tuple[PlainKind, PlainResource]:
     group, _, version = api_version.rpartition("/")
-    return (
-        GroupVersionKind.model_construct(group=group, version=version, kind=kind),
-        GroupVersionResource.model_construct(
-            group=group, version=version, resource=resource_for(kind)
-        ),
-    )
+    return PlainKind(group, version, kind), PlainResource(group, version, resource_for(kind))
 
 
-# Every field a dry-run request shares; each request is a copy with its own identity.
-_TEMPLATE = AdmissionRequest.model_construct(
-    uid="",
-    kind=GroupVersionKind.model_construct(kind=""),
-    resource=GroupVersionResource.model_construct(resource=""),
-    sub_resource="",
-    name="",
-    namespace="",
-    operation="CREATE",
-    user_info=UserInfo(),
-    object=None,
-    old_object=None,
-    dry_run=True,
-)
+_DRY_RUN_USER = PlainUser(username="", uid="", groups=[])
 
 
 def admission_request(
     obj: dict[str, Any], *, namespace: str, operation: Operation, uid: str
-) -> AdmissionRequest:
+) -> PlainRequest:
     """The request the API server would send for `kubectl apply` of `obj` (no old object).
 
     Namespaced objects without a namespace get `namespace`, and cluster-scoped objects
     lose theirs, as the API server does before admission. The fields are known to be well
-    formed, so the model is copied from a template without validation: this is the hot
-    path of a dry run, and a validated model costs several times more.
+    formed, so it is built as the plain request `webhook.review.plain_review` makes of the
+    common review, without a pydantic model: this is the hot path of a dry run.
     """
     kind = str(obj["kind"])
     metadata: Any = obj.get("metadata")
@@ -159,17 +133,21 @@ def admission_request(
     if (given or "") != target:
         metadata = {**metadata, "namespace": target} if target else _without_namespace(metadata)
         obj = {**obj, "metadata": metadata}
-    kind_model, resource = _kind_and_resource(str(obj["apiVersion"]), kind)
-    fields = {
-        "uid": uid,
-        "kind": kind_model,
-        "resource": resource,
-        "name": str(metadata.get("name") or ""),
-        "namespace": target,
-        "operation": operation,
-        "object": obj,
-    }
-    return _TEMPLATE.model_copy(update=fields)
+    # Shared between requests: the engine only reads them.
+    kind_and_group, resource = _kind_and_resource(str(obj["apiVersion"]), kind)
+    return PlainRequest(
+        uid=uid,
+        kind=kind_and_group,
+        resource=resource,
+        sub_resource="",
+        name=str(metadata.get("name") or ""),
+        namespace=target,
+        operation=operation,
+        user_info=_DRY_RUN_USER,
+        object=obj,
+        old_object=None,
+        dry_run=True,
+    )
 
 
 def _without_namespace(metadata: dict[str, Any]) -> dict[str, Any]:

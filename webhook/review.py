@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -66,21 +67,136 @@ class AdmissionReview(_Model):
     request: AdmissionRequest
 
 
-def decode_review(body: bytes) -> AdmissionReview:
+# What the engine reads of a review. The pydantic models above satisfy these, and so do
+# the plain classes below, which the common case is decoded into.
+
+
+class Kind(Protocol):
+    @property
+    def group(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+
+
+class Resource(Protocol):
+    @property
+    def group(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def resource(self) -> str: ...
+
+
+class User(Protocol):
+    @property
+    def username(self) -> str: ...
+    @property
+    def groups(self) -> list[str]: ...
+
+
+class Request(Protocol):
+    """An admission request as the engine and the policies read it."""
+
+    @property
+    def uid(self) -> str: ...
+    @property
+    def kind(self) -> Kind: ...
+    @property
+    def resource(self) -> Resource: ...
+    @property
+    def sub_resource(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def operation(self) -> Operation: ...
+    @property
+    def user_info(self) -> User: ...
+    @property
+    def object(self) -> dict[str, Any] | None: ...
+    @property
+    def old_object(self) -> dict[str, Any] | None: ...
+    @property
+    def dry_run(self) -> bool: ...
+
+
+class Review(Protocol):
+    @property
+    def api_version(self) -> str: ...
+    @property
+    def request(self) -> Request: ...
+
+
+@dataclass(slots=True)
+class PlainKind:
+    group: str
+    version: str
+    kind: str
+
+
+@dataclass(slots=True)
+class PlainResource:
+    group: str
+    version: str
+    resource: str
+
+
+@dataclass(slots=True)
+class PlainUser:
+    username: str
+    uid: str
+    groups: list[str]
+
+
+@dataclass(slots=True)  # not frozen, for speed; nothing writes to it once built
+class PlainRequest:
+    uid: str
+    kind: PlainKind
+    resource: PlainResource
+    sub_resource: str
+    name: str
+    namespace: str
+    operation: Operation
+    user_info: PlainUser
+    object: dict[str, Any] | None
+    old_object: dict[str, Any] | None
+    dry_run: bool
+
+
+@dataclass(slots=True)
+class PlainReview:
+    api_version: str
+    request: PlainRequest
+
+
+OPERATIONS: tuple[Operation, ...] = ("CREATE", "UPDATE", "DELETE", "CONNECT")
+# pydantic also takes the models' Python names for the aliased fields; such a review is
+# left to it, so that which of two spellings wins is pydantic's call alone.
+_PYTHON_NAMES = frozenset({"sub_resource", "user_info", "old_object", "dry_run"})
+_ABSENT: Any = object()
+
+
+def decode_review(body: bytes) -> Review:
     """The AdmissionReview in `body`, or BadReview naming what is wrong with it.
 
-    The common case takes the fast road: orjson builds the objects (1.5 to 2.3 times
-    faster than pydantic's JSON mode on bench/reviews, which parses into a tree of its own
-    and then copies every value of `object` out of it) and a strict validation accepts
-    exactly the reviews whose fields already have their final types, so it yields the
-    model the JSON mode would. Anything else (not JSON orjson reads, a value pydantic
-    would coerce, a missing field) is decoded again the JSON way, whose verdict and
-    error messages are the contract.
+    The pydantic models are the contract: what they accept, with the values they give, and
+    their error messages. The common case takes a faster road to the same values: orjson
+    builds the objects (pydantic's JSON mode parses into a tree of its own and then copies
+    every value of `object` out of it) and `plain_review` accepts exactly the reviews whose
+    fields already have their final types, into plain classes that cost a third of the
+    models (4 µs of a one-container review's 10 in-process, about 10 µs in the server).
+    Anything else (not JSON orjson reads, a value pydantic would coerce, a missing field)
+    is decoded the JSON way. tests/test_review_decoding.py holds the two roads together.
     """
     try:
-        return AdmissionReview.model_validate(orjson.loads(body), strict=True)
-    except (orjson.JSONDecodeError, ValidationError):
-        pass
+        plain = plain_review(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        plain = None
+    if plain is not None:
+        return plain
     try:
         return AdmissionReview.model_validate_json(body)
     except ValidationError as error:
@@ -91,6 +207,76 @@ def decode_review(body: bytes) -> AdmissionReview:
         raise BadReview(
             f"not an AdmissionReview ({', '.join(API_VERSIONS)}): {where}: {first['msg']}"
         ) from None
+
+
+def plain_review(data: Any) -> PlainReview | None:
+    """The review in parsed JSON `data` when the models would take it exactly as it is
+    (strict types, every required field), else None."""
+    if type(data) is not dict or data.get("kind") != "AdmissionReview":
+        return None
+    api_version = data.get("apiVersion")
+    request = data.get("request")
+    if api_version not in API_VERSIONS or "api_version" in data or type(request) is not dict:
+        return None
+    if not _PYTHON_NAMES.isdisjoint(request):
+        return None
+    uid, operation = request.get("uid"), request.get("operation")
+    if type(uid) is not str or not uid or operation not in OPERATIONS:
+        return None
+    kind, resource = request.get("kind"), request.get("resource")
+    if type(kind) is not dict or type(resource) is not dict:
+        return None
+    group, version, kind_name = kind.get("group", ""), kind.get("version", ""), kind.get("kind")
+    if type(group) is not str or type(version) is not str or type(kind_name) is not str:
+        return None
+    plain_kind = PlainKind(group, version, kind_name)
+    group, version = resource.get("group", ""), resource.get("version", "")
+    resource_name = resource.get("resource")
+    if type(group) is not str or type(version) is not str or type(resource_name) is not str:
+        return None
+    plain_resource = PlainResource(group, version, resource_name)
+    user = _plain_user(request.get("userInfo", _ABSENT))
+    sub_resource = request.get("subResource", "")
+    name, namespace = request.get("name", ""), request.get("namespace", "")
+    if user is None or type(sub_resource) is not str:
+        return None
+    if type(name) is not str or type(namespace) is not str:
+        return None
+    obj, old_object = request.get("object"), request.get("oldObject")
+    dry_run = request.get("dryRun", False)
+    if obj is not None and type(obj) is not dict:
+        return None
+    if old_object is not None and type(old_object) is not dict:
+        return None
+    if type(dry_run) is not bool:
+        return None
+    plain_request = PlainRequest(
+        uid,
+        plain_kind,
+        plain_resource,
+        sub_resource,
+        name,
+        namespace,
+        operation,
+        user,
+        obj,
+        old_object,
+        dry_run,
+    )
+    return PlainReview(api_version, plain_request)
+
+
+def _plain_user(user: Any) -> PlainUser | None:
+    if user is _ABSENT:
+        return PlainUser("", "", [])
+    if type(user) is not dict:
+        return None
+    username, uid, groups = user.get("username", ""), user.get("uid", ""), user.get("groups", [])
+    if type(username) is not str or type(uid) is not str or type(groups) is not list:
+        return None
+    if not all(type(group) is str for group in groups):
+        return None
+    return PlainUser(username, uid, groups)
 
 
 # A denial names at most this many violations; the rest are counted. Each one found is
@@ -106,7 +292,7 @@ def dump_json(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":")).encode()
 
 
-def _status_message(verdict: Verdict, request: AdmissionRequest) -> str:
+def _status_message(verdict: Verdict, request: Request) -> str:
     if not verdict.violations:
         return verdict.reason
     namespace = f"{verdict.namespace}/" if verdict.namespace else ""
@@ -118,9 +304,7 @@ def _status_message(verdict: Verdict, request: AdmissionRequest) -> str:
     return f"{where} was denied by Bulwark: {details}"
 
 
-def encode_response(
-    review: AdmissionReview, verdict: Verdict, *, with_patch: bool
-) -> dict[str, Any]:
+def encode_response(review: Review, verdict: Verdict, *, with_patch: bool) -> dict[str, Any]:
     """The AdmissionReview reply for `verdict`, in the request's apiVersion.
 
     Validating replies never carry a patch; mutating replies carry one only when it is

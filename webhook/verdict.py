@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from webhook.config import Settings
-    from webhook.review import AdmissionRequest
+    from webhook.review import Request
 
 Object = Mapping[str, Any]
 PatchOperation = dict[str, Any]
@@ -76,7 +76,7 @@ class NoRoles:
 class PolicyContext:
     """What a policy may know besides the object itself. Policies only read it."""
 
-    request: AdmissionRequest
+    request: Request
     settings: Settings
     namespace: str
     name: str
@@ -94,7 +94,7 @@ class Policy(Protocol):
 
     name: str
 
-    def applies_to(self, request: AdmissionRequest) -> bool:
+    def applies_to(self, request: Request) -> bool:
         """Whether this policy judges requests for this kind of resource."""
 
     def check(self, obj: Object, context: PolicyContext) -> list[Violation]:
@@ -106,7 +106,7 @@ class Mutation(Protocol):
 
     name: str
 
-    def applies_to(self, request: AdmissionRequest) -> bool:
+    def applies_to(self, request: Request) -> bool:
         """Whether this mutation edits requests for this kind of resource and operation."""
 
     def patch(self, obj: Object, context: PolicyContext) -> list[PatchOperation]:

@@ -44,7 +44,7 @@ from webhook.config import ResourceAmounts, ResourceDefaults
 from webhook.mutation.patch import PatchBuilder
 from webhook.podspec import CONTAINER_LISTS
 from webhook.quantity import parse_quantity, quantity_or_none
-from webhook.review import AdmissionRequest
+from webhook.review import Request
 from webhook.verdict import Object, PatchOperation, PolicyContext
 
 NAME = "pod-defaults"
@@ -58,7 +58,7 @@ class PodDefaults:
 
     name = NAME
 
-    def applies_to(self, request: AdmissionRequest) -> bool:
+    def applies_to(self, request: Request) -> bool:
         return (
             request.operation == "CREATE"
             and not request.sub_resource

@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.review import AdmissionRequest
+from webhook.review import Request
 from webhook.verdict import Object, PolicyContext, Violation
 
 POLICY = "ingress-tls"
@@ -266,7 +266,7 @@ class IngressTLS:
 
     name = POLICY
 
-    def applies_to(self, request: AdmissionRequest) -> bool:
+    def applies_to(self, request: Request) -> bool:
         if request.sub_resource:
             return False
         kind = request.kind

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from webhook.config import Subject
-from webhook.review import AdmissionRequest
+from webhook.review import Request
 from webhook.verdict import Object, PolicyContext, Violation
 
 POLICY = "rbac-binding"
@@ -206,7 +206,7 @@ def _exempt(subject: Object, binding: Binding, exemptions: Sequence[Subject]) ->
     )
 
 
-def maintained_by_api_server(obj: Object, request: AdmissionRequest) -> bool:
+def maintained_by_api_server(obj: Object, request: Request) -> bool:
     """Whether this is one of the default bindings the API server reconciles at start-up."""
     metadata = _mapping(obj.get("metadata"))
     key, value = BOOTSTRAP_LABEL
@@ -326,7 +326,7 @@ class RbacBinding:
 
     name = POLICY
 
-    def applies_to(self, request: AdmissionRequest) -> bool:
+    def applies_to(self, request: Request) -> bool:
         return (
             request.kind.group == RBAC_GROUP
             and request.kind.kind in BINDING_KINDS

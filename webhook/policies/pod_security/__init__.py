@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from webhook.podspec import POD_CARRYING_KINDS, PodSpec, find_pod_spec
 from webhook.policies.pod_security import baseline, restricted
 from webhook.policies.pod_security.view import POLICY, PodView, view_of
-from webhook.review import AdmissionRequest
+from webhook.review import Request
 from webhook.verdict import Object, PolicyContext, Violation
 
 __all__ = ["CHECKS", "POLICY", "Check", "PodSecurity", "checks_at", "judge_pod"]
@@ -110,7 +110,7 @@ class PodSecurity:
 
     name = POLICY
 
-    def applies_to(self, request: AdmissionRequest) -> bool:
+    def applies_to(self, request: Request) -> bool:
         return request.kind.kind in POD_CARRYING_KINDS and request.sub_resource in (
             "",
             "ephemeralcontainers",
