@@ -72,6 +72,7 @@ class PodView:
     """A pod spec as the checks see it, plus where its violations are collected."""
 
     pod: PodSpec
+    spec: Object  # pod.spec, read by most checks
     namespace: str
     containers: list[ContainerView]
     # The containers with a securityContext: the only ones whose own settings a check that
@@ -85,10 +86,6 @@ class PodView:
     @property
     def path(self) -> str:
         return self.pod.path
-
-    @property
-    def spec(self) -> Object:
-        return self.pod.spec
 
     @property
     def metadata_path(self) -> str:
@@ -112,6 +109,7 @@ def view_of(pod: PodSpec, namespace: str) -> PodView:
     """Read `pod` once into the shape every check uses."""
     spec = pod.spec
     containers = []
+    secured = []
     for list_name in CONTAINER_LISTS:
         entries = spec.get(list_name)
         if not isinstance(entries, list):
@@ -119,15 +117,19 @@ def view_of(pod: PodSpec, namespace: str) -> PodView:
         for index, entry in enumerate(entries):
             body = mapping(entry)
             security = mapping(body.get("securityContext"))
-            containers.append(ContainerView(pod.path, list_name, index, body, security))
+            container = ContainerView(pod.path, list_name, index, body, security)
+            containers.append(container)
+            if security:
+                secured.append(container)
     return PodView(
-        pod=pod,
-        namespace=namespace,
-        containers=containers,
-        secured=[container for container in containers if container.security],
-        security=mapping(spec.get("securityContext")),
-        windows=mapping(spec.get("os")).get("name") == "windows",
-        user_namespace=spec.get("hostUsers") is False,
+        pod,
+        spec,
+        namespace,
+        containers,
+        secured,
+        mapping(spec.get("securityContext")),
+        mapping(spec.get("os")).get("name") == "windows",
+        spec.get("hostUsers") is False,
     )
 
 
