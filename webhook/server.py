@@ -88,6 +88,12 @@ class UnreadableRoles:
 # (the API server does) send their next request elsewhere instead of having it dropped when
 # the connection is closed. It stops sooner once no connection is left open.
 LAME_DUCK_SECONDS = 2.0
+# Then the listener closes, and the connections it accepted last get this long to deliver
+# the request they may have in flight (a TLS handshake and a request take milliseconds)
+# before uvicorn closes every connection without a request in progress. Closed in the same
+# instant as the listener, a request sent just before was dropped unanswered (a keep-alive
+# client test lost one in about eight SIGTERMs).
+SETTLE_SECONDS = 0.25
 
 
 class _DrainingServer(uvicorn.Server):
@@ -132,6 +138,11 @@ class _DrainingServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self.stop_signal is not None:
             log.info("draining", signal=signal.Signals(self.stop_signal).name)
+            for server in self.servers:
+                server.close()  # no new connections; uvicorn closes it again, harmlessly
+            for sock in sockets or []:
+                sock.close()
+            await asyncio.sleep(SETTLE_SECONDS)
         await super().shutdown(sockets)
 
 
@@ -338,7 +349,7 @@ def _supervise(options: ServeOptions, sock: socket.socket) -> int:
         if process.is_alive() and process.pid is not None:
             os.kill(process.pid, signal.SIGTERM)
     # One deadline for all of them: they drain side by side, not one after another.
-    deadline = time.monotonic() + LAME_DUCK_SECONDS + options.drain_seconds + 5
+    deadline = time.monotonic() + LAME_DUCK_SECONDS + SETTLE_SECONDS + options.drain_seconds + 5
     for process in workers:
         process.join(max(0.0, deadline - time.monotonic()))
     for process in workers:
