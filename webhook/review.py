@@ -190,6 +190,14 @@ def decode_review(body: bytes) -> Review:
     models (4 µs of a one-container review's 10 in-process, about 10 µs in the server).
     Anything else (not JSON orjson reads, a value pydantic would coerce, a missing field)
     is decoded the JSON way. tests/test_review_decoding.py holds the two roads together.
+
+    Known shortcoming: orjson reads an integer beyond 64 bits as a float, where the JSON
+    way keeps it exact, so on the fast road a policy sees such a number rounded (in a
+    message, or a request copied into a limit). The API server writes quantities as
+    strings and never sends such a number in a built-in object; a hand-made review or a
+    custom resource could. The way out is to find such numbers and send those reviews the
+    JSON way; a regular-expression scan for runs of 20 digits costs 23 µs on a 2.8 KB
+    review, ten times what the fast road saves, so it needs a parser that reports them.
     """
     try:
         plain = plain_review(orjson.loads(body))
