@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -136,3 +137,22 @@ def test_uvicorns_records_keep_their_place_among_bulwarks_lines(
         logs.log_admission.reset()
     lines = stream.getvalue().splitlines()
     assert ['"first"' in lines[0], '"second"' in lines[1], '"third"' in lines[2]] == [True] * 3
+
+
+@pytest.mark.parametrize(
+    "time_ns",
+    [1_796_000_000_123_456_789, 1_796_000_000_000_000_000, 1_796_000_001_000_999_999],
+    ids=["with-microseconds", "on-the-second", "under-a-microsecond"],
+)
+def test_a_timestamp_is_written_as_an_iso_utc_time_with_microseconds(time_ns: int) -> None:
+    moment = datetime.fromtimestamp(time_ns // 10**9, UTC).replace(
+        microsecond=time_ns % 10**9 // 1000
+    )
+    assert logs._UTCTimestamp().text(time_ns) == moment.isoformat().replace("+00:00", "Z")
+
+
+def test_a_deferred_events_nanosecond_timestamp_is_written_in_iso_form() -> None:
+    stream = CountingStream()
+    writer = LineWriter(stream)
+    writer.defer({"event": "admission", "timestamp": 1_796_000_000_123_456_789})
+    assert json.loads(stream.getvalue())["timestamp"] == "2026-11-30T00:53:20.123456Z"

@@ -104,7 +104,7 @@ def _record(state: ServerState, webhook: str, review: Review, verdict: Verdict) 
         kind if kind in KNOWN_KINDS else "other",
         verdict.allowed,
     )
-    if verdict.violations or verdict.warned or verdict.audited:
+    if verdict.has_violations:
         for enforcement, violation in verdict.by_enforcement():
             metrics.count_violation(violation.policy, violation.check, enforcement)
     for policy, error in verdict.failed_policies:
@@ -129,7 +129,9 @@ def _log_admission(webhook: str, review: Review, verdict: Verdict, started: floa
             logs.OPERATION: request.operation,
             logs.USER: request.user_info.username,
             logs.ALLOWED: verdict.allowed,
-            logs.VIOLATIONS: [f"{v.policy}/{v.check}" for v in verdict.all_violations],
+            logs.VIOLATIONS: [f"{v.policy}/{v.check}" for v in verdict.all_violations]
+            if verdict.has_violations
+            else [],
             logs.WARNINGS: len(verdict.warnings),
             logs.PATCH_OPERATIONS: len(verdict.patch),
             logs.DRY_RUN: request.dry_run,

@@ -58,18 +58,22 @@ class _UTCTimestamp:
     of its cost: the date and time up to the second are formatted once per second."""
 
     def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
+        self._cached = (-1, "")  # one attribute, so that threads never see half an update
 
     def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
-        second, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
-        if second != self._second:
-            moment = datetime.fromtimestamp(second, UTC)
-            self._second, self._prefix = second, moment.strftime("%Y-%m-%dT%H:%M:%S")
+        event["timestamp"] = self.text(time.time_ns())
+        return event
+
+    def text(self, time_ns: int) -> str:
+        """`time_ns` (nanoseconds since the epoch) as the timestamp of a line."""
+        second, nanoseconds = divmod(time_ns, 1_000_000_000)
+        cached_second, prefix = self._cached
+        if second != cached_second:
+            prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._cached = (second, prefix)
         micro = nanoseconds // 1000
         # isoformat() leaves the fraction out when it is zero; so does this.
-        event["timestamp"] = f"{self._prefix}.{micro:06d}Z" if micro else f"{self._prefix}Z"
-        return event
+        return f"{prefix}.{micro:06d}Z" if micro else f"{prefix}Z"
 
 
 # How long a line written inside the event loop may wait before it is written out. A
@@ -82,11 +86,17 @@ FLUSH_AT_CHARACTERS = 64 * 1024
 EVENT_CHARACTERS = 400  # about the length of a deferred event's line, for the count above
 
 
+_WRITE_OUT_STAMP = _UTCTimestamp()
+
+
 def _rendered(line: str | dict[str, Any]) -> str:
     """A waiting line as text. Never raises: rendering happens in a write-out, where an
     exception would lose the whole batch and every line after it."""
     if isinstance(line, str):
         return line
+    stamp = line.get("timestamp")
+    if type(stamp) is int:
+        line["timestamp"] = _WRITE_OUT_STAMP.text(stamp)
     try:
         return _dumps(line, default=repr)  # `repr` for a value JSON has no type for
     except Exception as error:  # noqa: BLE001 - a key JSON cannot hold, an integer too long
@@ -130,7 +140,9 @@ class LineWriter:
 
         The canonical admission line goes this way: rendered with the others of its batch,
         in one tight loop, it costs an admission a quarter less than rendered at once (the
-        encoder's code and tables are warm). `event` must not change after this call.
+        encoder's code and tables are warm). `event` must not change after this call. A
+        `timestamp` given as an int (`time.time_ns()`) is written as structlog's
+        `TimeStamper(fmt="iso", utc=True)` writes one, also when the line is written out.
         """
         self._add(event, EVENT_CHARACTERS)
 
@@ -256,12 +268,12 @@ class _CanonicalLine:
     """
 
     def __init__(self) -> None:
-        self._direct: tuple[LineWriter, _UTCTimestamp] | None = None
+        self._direct: LineWriter | None = None
         self._enabled = True
 
     def configure(self, *, json_output: bool, level: int, writer: LineWriter) -> None:
         self._enabled = level <= logging.INFO
-        self._direct = (writer, _UTCTimestamp()) if json_output else None
+        self._direct = writer if json_output else None
 
     def reset(self) -> None:
         """Back to going through structlog, as before `configure_logging`."""
@@ -273,10 +285,10 @@ class _CanonicalLine:
         if self._direct is None:
             get_logger("bulwark.admission").info("admission", **fields)
             return
-        writer, stamp = self._direct
         fields["event"] = "admission"
         fields["level"] = "info"
-        writer.defer(stamp(None, "info", fields))
+        fields["timestamp"] = time.time_ns()  # formatted when written out
+        self._direct.defer(fields)
 
 
 # `log_admission({UID: ..., WEBHOOK: ..., ...})` writes the canonical line.

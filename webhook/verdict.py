@@ -129,6 +129,11 @@ class Verdict:
     reason: str = ""
 
     @property
+    def has_violations(self) -> bool:
+        """Whether any violation was found, whatever its enforcement."""
+        return bool(self.violations or self.warned or self.audited)
+
+    @property
     def all_violations(self) -> list[Violation]:
         return [*self.violations, *self.warned, *self.audited]
 
