@@ -165,10 +165,18 @@ class Result:
     line: int
     api_version: str
     kind: str
-    namespace: str  # as the API server would see it (see `admission_request`)
-    name: str  # the name, else the generateName, else ""
     checked: Verdict  # validate
     defaulted: Verdict  # mutate
+
+    @property
+    def namespace(self) -> str:
+        """As the API server would see it (see `admission_request`)."""
+        return self.checked.namespace
+
+    @property
+    def name(self) -> str:
+        """The name, else the generateName, else ""."""
+        return self.checked.name
 
     @property
     def allowed(self) -> bool:
@@ -249,17 +257,12 @@ def _judged(
 ) -> Result:
     body = document.body
     request = admission_request(body, namespace=namespace, operation=operation, uid=document.source)
-    metadata: Any = body.get("metadata")
-    if not isinstance(metadata, dict):
-        metadata = {}
     return Result(
         file=document.file,
         source=document.source,
         line=document.line,
         api_version=str(body["apiVersion"]),
         kind=str(body["kind"]),
-        namespace=request.namespace,
-        name=str(metadata.get("name") or metadata.get("generateName") or ""),
         checked=validate(request, settings, roles=roles),
         defaulted=mutate(request, settings),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -172,7 +172,7 @@ class PlainReview:
     request: PlainRequest
 
 
-OPERATIONS: tuple[Operation, ...] = ("CREATE", "UPDATE", "DELETE", "CONNECT")
+_OPERATIONS: tuple[Operation, ...] = get_args(Operation)
 # pydantic also takes the models' Python names for the aliased fields; such a review is
 # left to it, so that which of two spellings wins is pydantic's call alone.
 _PYTHON_NAMES = frozenset({"sub_resource", "user_info", "old_object", "dry_run"})
@@ -186,8 +186,8 @@ def decode_review(body: bytes) -> Review:
     their error messages. The common case takes a faster road to the same values: orjson
     builds the objects (pydantic's JSON mode parses into a tree of its own and then copies
     every value of `object` out of it) and `plain_review` accepts exactly the reviews whose
-    fields already have their final types, into plain classes that cost a third of the
-    models (4 µs of a one-container review's 10 in-process, about 10 µs in the server).
+    fields already have their final types, into plain classes: 1.6 µs against the models'
+    4.1 for a one-container review in-process, about 10 µs less in the server.
     Anything else (not JSON orjson reads, a value pydantic would coerce, a missing field)
     is decoded the JSON way. tests/test_review_decoding.py holds the two roads together.
 
@@ -229,7 +229,7 @@ def plain_review(data: Any) -> PlainReview | None:
     if not _PYTHON_NAMES.isdisjoint(request):
         return None
     uid, operation = request.get("uid"), request.get("operation")
-    if type(uid) is not str or not uid or operation not in OPERATIONS:
+    if type(uid) is not str or not uid or operation not in _OPERATIONS:
         return None
     kind, resource = request.get("kind"), request.get("resource")
     if type(kind) is not dict or type(resource) is not dict:
