@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.test_evaluate_yaml import KEYS, SCALARS, documents, same
-from webhook import yaml_native
+from webhook import manifests_io, yaml_native
 from webhook.manifests_io import _chunks, _first_line, read_yaml
 
 BULWARK = Path(sys.executable).with_name("bulwark")
@@ -239,6 +239,86 @@ def test_multi_document_files_give_the_same_objects_and_lines(
     separator = data.draw(st.sampled_from(["---\n", "\n---\n", "--- # next\n"]))
     whole = separator.join(parts)
     assert same_items(items_of("f.yaml", whole), exact_items("f.yaml", whole))
+
+
+def chunk_by_chunk_items(name: str, text: str) -> list[Any]:
+    """`items_of`, with rapidyaml given one document at a time instead of a batch."""
+    saved = manifests_io.BATCH_DOCUMENTS
+    manifests_io.BATCH_DOCUMENTS = 1
+    try:
+        return items_of(name, text)
+    finally:
+        manifests_io.BATCH_DOCUMENTS = saved
+
+
+CERTAIN_VALUES = [
+    *SAFE_SCALARS, "web", "nginx:1.25", "'quoted: yes'", '"x"', "[a, b]", "{a: b, c: 8080}",
+    "[]", "{}", "[{name: http, port: 80}]",
+]  # fmt: skip
+
+
+@st.composite
+def certain_documents(draw: st.DrawFn) -> str:
+    """Manifest-like documents made only of what rapidyaml may read, nested a little."""
+    lines = []
+    for _ in range(draw(st.integers(1, 6))):
+        key = draw(st.sampled_from(["name", "image", "app", "port", "labels", "ports"]))
+        if draw(st.booleans()):
+            lines.append(f"{key}: {draw(st.sampled_from(CERTAIN_VALUES))}")
+            continue
+        lines.append(f"{key}:")
+        dash = draw(st.sampled_from(["  ", "  - ", "- "]))
+        for number in range(draw(st.integers(1, 3))):
+            lines.append(f"{dash}{key}{number}: {draw(st.sampled_from(CERTAIN_VALUES))}")
+    return "apiVersion: v1\nkind: Pod\n" + "\n".join(lines) + "\n"
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(certain_documents(), min_size=2, max_size=6), st.data())
+def test_mangled_multi_document_files_read_in_batches_as_one_by_one(
+    texts: list[str], data: st.DataObject
+) -> None:
+    """Characters inserted or removed anywhere in a whole file, separators included, so
+    that a document may run on into the next: a batch read gives what reading each
+    document alone gives, and what the exact readers give."""
+    whole = "---\n".join(texts)
+    for _ in range(data.draw(st.integers(0, 2))):
+        where = data.draw(st.integers(0, len(whole)))
+        if data.draw(st.booleans()) and where < len(whole):
+            whole = whole[:where] + whole[where + 1 :]
+        else:
+            extra = data.draw(st.sampled_from([*"-:#'\"[]{},|&*!?a1.\n", "---\n", "\n  "]))
+            whole = whole[:where] + extra + whole[where:]
+    batched = items_of("f.yaml", whole)
+    assert same_items(batched, chunk_by_chunk_items("f.yaml", whole))
+    assert same_items(batched, exact_items("f.yaml", whole))
+
+
+@pytest.mark.parametrize(
+    "broken",
+    ["a: [1,\n", 'a: "open\n', "a: {x: 1,\n", "a: 1\n  b: 2\n", "a: yes\n", "- a\n"],
+)
+def test_one_document_rapidyaml_declines_costs_its_neighbours_nothing(broken: str) -> None:
+    """A document rapidyaml must not read (or cannot) sends its batch back one by one:
+    the others are still read by rapidyaml, and everything matches the exact readers."""
+    docs = [f"apiVersion: v1\nkind: Pod\nmetadata: {{name: p{n}}}\n" for n in range(4)]
+    docs.insert(2, broken)
+    text = "---\n".join(docs)
+    with pytest.raises(yaml_native.Unsupported):
+        yaml_native.load_all([chunk for _, chunk in _chunks(text)])
+    assert same_items(items_of("f.yaml", text), exact_items("f.yaml", text))
+    for _, chunk in _chunks(text):
+        if chunk.removeprefix("---\n") != broken:
+            assert assert_agrees(chunk)
+
+
+def test_documents_that_run_into_each_other_are_refused_as_a_batch() -> None:
+    """An unclosed bracket or quote would swallow the next `---`: the batch is refused,
+    never read as fewer documents than it has."""
+    for first in ("a: [1,\n", 'a: "x\n', "a: {x: 1,\n"):
+        with pytest.raises(yaml_native.Unsupported):
+            yaml_native.load_all([first, "b: 2\n", "c: 3\n"])
+    assert yaml_native.load_all(["a: 1", "---\nb: 2\n"]) == [({"a": 1}, 0), ({"b": 2}, 1)]
 
 
 def test_lists_keep_the_line_of_every_item() -> None:

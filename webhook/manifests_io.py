@@ -6,7 +6,8 @@ and why, and reading goes on with the next document and the next file.
 
 A file is split into YAML documents at its `---` lines, as kubectl does, so one broken
 document does not hide the others. A document is read by rapidyaml when its meaning is
-certain (`webhook.yaml_native`, only inside `yaml_native.native_reader()`), else by the
+certain (`webhook.yaml_native`, only inside `yaml_native.native_reader()`; a few dozen
+documents of a file in one pass), else by the
 fast subset reader in `webhook.yaml_subset` and, when that gives up, by libyaml (PyYAML's
 CSafeLoader), which refuses nesting deeper than 1000 levels; a document with aliases is
 refused when they expand it past `MAX_EXPANDED_NODES` ("billion laughs"). Text that starts
@@ -21,6 +22,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from itertools import islice
 from typing import Any
 
 import orjson
@@ -30,6 +32,9 @@ from webhook import yaml_native, yaml_subset
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 MAX_EXPANDED_NODES = 1_000_000
+# Documents read by rapidyaml in one pass: enough to share its per-call costs, few enough
+# that a large file is still judged a few documents at a time.
+BATCH_DOCUMENTS = 32
 STDIN = "-"
 
 # A `---` line; the text is searched with a line break in front, so that one at the very
@@ -152,32 +157,61 @@ def _chunks(text: str) -> Iterator[tuple[int, str]]:
 
 
 def read_yaml(name: str, text: str) -> Iterator[Item]:
-    """The documents of one YAML text, each parsed on its own."""
-    native = yaml_native.enabled()
-    subset: bool | None = None  # whether the subset reader may read this text at all
-    index = 0
-    for offset, chunk in _chunks(text):
+    """The documents of one YAML text, each parsed on its own.
+
+    Inside `yaml_native.native_reader()`, up to `BATCH_DOCUMENTS` documents at a time go
+    to rapidyaml in one pass; when it declines a batch, its documents are read one by one,
+    each by the fastest reader that takes it.
+    """
+    reader = _TextReader(name, text)
+    chunks = _chunks(text)
+    if not yaml_native.enabled():
+        for offset, chunk in chunks:
+            yield from reader.read(offset, chunk)
+        return
+    while batch := list(islice(chunks, BATCH_DOCUMENTS)):
         try:
-            if native:
-                try:
-                    body, first = yaml_native.load(chunk)
-                except yaml_subset.Unsupported:
-                    subset = _subset_may_read(text, subset)
-                    body, first = yaml_subset.load(chunk)
-            else:
-                subset = _subset_may_read(text, subset)
+            loaded = yaml_native.load_all([chunk for _, chunk in batch])
+        except yaml_subset.Unsupported:
+            for offset, chunk in batch:
+                yield from reader.read(offset, chunk)
+            continue
+        for (offset, chunk), (body, first) in zip(batch, loaded, strict=True):
+            yield from reader.found(offset, chunk, body, first)
+
+
+class _TextReader:
+    """Reads the documents of one text in order, numbering them as it goes."""
+
+    def __init__(self, name: str, text: str) -> None:
+        self.name, self.text = name, text
+        self.index = 0  # of the next document in the text
+        self.subset: bool | None = None  # whether the subset reader may read the text at all
+        self.native = yaml_native.enabled()
+
+    def read(self, offset: int, chunk: str) -> Iterator[Item]:
+        """The objects of one chunk, by the fastest reader that takes it."""
+        try:
+            try:
+                if not self.native:
+                    raise yaml_subset.Unsupported("rapidyaml is not in use")
+                body, first = yaml_native.load(chunk)
+            except yaml_subset.Unsupported:
+                self.subset = _subset_may_read(self.text, self.subset)
                 body, first = yaml_subset.load(chunk)
         except yaml_subset.Unsupported:
-            items, documents = _slow(name, chunk, offset, index)
-            yield from items
-            index += documents
-            continue
-        source, line = f"{name}#{index}", offset + first + 1
+            items, documents = _slow(self.name, chunk, offset, self.index)
+            self.index += documents
+            return iter(items)
+        return self.found(offset, chunk, body, first)
+
+    def found(self, offset: int, chunk: str, body: Any, first: int) -> Iterator[Item]:
+        """The objects of the chunk's document `body`, whose first key is on line `first`."""
+        source, line = f"{self.name}#{self.index}", offset + first + 1
+        self.index += 1
         if _plain_object(body):  # the common case, without the generator below
-            yield Document(name, source, line, body)
-        else:
-            yield from _objects(name, source, line, body, partial(_item_lines, chunk, offset))
-        index += 1
+            return iter((Document(self.name, source, line, body),))
+        return _objects(self.name, source, line, body, partial(_item_lines, chunk, offset))
 
 
 def _subset_may_read(text: str, known: bool | None) -> bool:
