@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import yaml
 
 from webhook import evaluate as evaluation
 from webhook import manifests_io
@@ -719,7 +720,7 @@ def test_a_recursion_error_while_reading_is_reported(
 ) -> None:
     """A RecursionError while building a document becomes a clear message."""
 
-    class Loader(manifests_io._Loader):  # type: ignore[misc,name-defined]
+    class Loader(yaml.CSafeLoader):
         def construct_document(self, node: Any) -> Any:
             raise RecursionError
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from hypothesis import strategies as st
 
 from webhook import yaml_subset
 from webhook.manifests_io import Document, read_yaml
+from webhook.yaml_declined import UNSUPPORTED_CHARACTERS
 
 SCALARS = [
     "a", "web-1", "yes", "No", "on", "OFF", "y", "n", "true", "False", "null", "~", "0",
@@ -180,3 +183,57 @@ def test_timestamps_and_integers_keep_pyyaml_types() -> None:
     """YAML 1.1 scalars become the same Python types as with PyYAML."""
     value, _ = yaml_subset.load("d: 2001-12-14\nn: 0x10\nb: on\n")
     assert value == {"d": datetime.date(2001, 12, 14), "n": 16, "b": True}
+
+
+def test_the_characters_left_to_libyaml_are_exactly_the_unprintable_ones() -> None:
+    """Every code point: the pattern finds those YAML does not print (tabs, carriage
+    returns, NEL, LS, PS, the byte-order mark, surrogates, controls), and no other."""
+
+    def printable(code: int) -> bool:
+        return (
+            code == 0x0A
+            or 0x20 <= code <= 0x7E
+            or 0xA0 <= code <= 0x2027
+            or 0x202A <= code <= 0xD7FF
+            or 0xE000 <= code <= 0xFEFE
+            or 0xFF00 <= code <= 0xFFFD
+            or code >= 0x10000
+        )
+
+    every = "".join(map(chr, range(0x110000)))
+    found = [match.start() for match in UNSUPPORTED_CHARACTERS.finditer(every)]
+    assert found == [code for code in range(0x110000) if not printable(code)]
+
+
+def test_evaluate_loads_pyyaml_only_for_documents_that_need_it(tmp_path: Path) -> None:
+    """A tree rapidyaml reads whole starts without PyYAML; one document it declines, or a
+    configuration file, brings it in."""
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n")
+    declined = tmp_path / "declined.yaml"
+    declined.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: a, labels: {on: yes}}\n")
+    probe = (
+        "import sys\n"
+        "from webhook.cli import main\n"
+        "try:\n"
+        "    main(['evaluate', '--output', 'json', *sys.argv[1:]])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('yaml' in sys.modules, file=sys.stderr)\n"
+    )
+
+    config = tmp_path / "bulwark.yaml"
+    config.write_text("podSecurity: {defaultLevel: baseline}\n")
+
+    def loads_pyyaml(*arguments: str | Path) -> bool:
+        done = subprocess.run(
+            [sys.executable, "-c", probe, *map(str, arguments)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return done.stderr.strip().splitlines()[-1] == "True"
+
+    assert not loads_pyyaml(plain)
+    assert loads_pyyaml(plain, declined)
+    assert loads_pyyaml("--config", config, plain)

@@ -7,10 +7,10 @@ stops the program with a message naming the key's full path (`mutation.defaults.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from webhook.errors import ConfigError
@@ -21,22 +21,6 @@ Level = Literal["privileged", "baseline", "restricted"]
 POLICY_NAMES = ("pod-security", "ingress-tls", "rbac-binding")
 # The API server accepts group ids 0 to 2^31 - 1 (apimachinery's IsValidGroupID).
 MAX_GROUP_ID = 2**31 - 1
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses a key given twice, instead of keeping the last one."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                line = key_node.start_mark.line + 1
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"the key {key!r} is given twice (again at line {line})"
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
 
 
 class _Strict(BaseModel):
@@ -181,8 +165,31 @@ def load_settings(path: str | Path | None) -> Settings:
         raise ConfigError(f"{path}: cannot read the configuration: {error.strerror}") from None
     except UnicodeDecodeError as error:
         raise ConfigError(f"{path}: not UTF-8 text (byte {error.start})") from None
+    import yaml  # only with a configuration file: it costs a tenth of `evaluate`'s start-up
+
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
     return settings_from_mapping(data, source=str(path))
+
+
+@cache
+def _unique_key_loader() -> type[Any]:
+    """A safe loader that refuses a key given twice, instead of keeping the last one."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    line = key_node.start_mark.line + 1
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} is given twice (again at line {line})"
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader

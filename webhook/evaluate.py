@@ -154,7 +154,7 @@ def _without_namespace(metadata: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in metadata.items() if key != "namespace"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per object, and a frozen one costs 5x
 class Result:
     """One object's judgement: where it stands, what it is, and what validation and
     mutation each said. It keeps nothing of the object itself, so that a large input is

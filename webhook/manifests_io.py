@@ -23,12 +23,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import yaml
 
-from webhook import yaml_native, yaml_subset
+from webhook import yaml_native
+from webhook.yaml_declined import UNSUPPORTED_CHARACTERS, Unsupported
+
+if TYPE_CHECKING:
+    import yaml
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 MAX_EXPANDED_NODES = 1_000_000
@@ -42,10 +45,10 @@ STDIN = "-"
 _SEPARATOR = re.compile(r"\n---(?=[ \t\r\n]|$)")
 _CONTENT_LINE = re.compile(r"^[ \t]*[^\s#]", re.MULTILINE)
 _JSON_FIRST_KEY = re.compile(rb'\s*\{\s*"')
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Loader: Any = None  # libyaml's safe loader, once a document needs it (see `_loader`)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per object, and a frozen one costs 5x
 class Document:
     """One Kubernetes object read from the input."""
 
@@ -172,7 +175,7 @@ def read_yaml(name: str, text: str) -> Iterator[Item]:
     while batch := list(islice(chunks, BATCH_DOCUMENTS)):
         try:
             loaded = yaml_native.load_all([chunk for _, chunk in batch])
-        except yaml_subset.Unsupported:
+        except Unsupported:
             for offset, chunk in batch:
                 yield from reader.read(offset, chunk)
             continue
@@ -194,12 +197,14 @@ class _TextReader:
         try:
             try:
                 if not self.native:
-                    raise yaml_subset.Unsupported("rapidyaml is not in use")
+                    raise Unsupported("rapidyaml is not in use")
                 body, first = yaml_native.load(chunk)
-            except yaml_subset.Unsupported:
+            except Unsupported:
                 self.subset = _subset_may_read(self.text, self.subset)
+                from webhook import yaml_subset  # it loads PyYAML: only for what rapidyaml declines
+
                 body, first = yaml_subset.load(chunk)
-        except yaml_subset.Unsupported:
+        except Unsupported:
             items, documents = _slow(self.name, chunk, offset, self.index)
             self.index += documents
             return iter(items)
@@ -218,17 +223,19 @@ def _subset_may_read(text: str, known: bool | None) -> bool:
     """Whether `text` is free of the characters the subset reader leaves to libyaml;
     raises `Unsupported` when it is not. Searched once per text, when first needed."""
     if known is None:
-        known = yaml_subset.UNSUPPORTED_CHARACTERS.search(text) is None
+        known = UNSUPPORTED_CHARACTERS.search(text) is None
     if not known:
-        raise yaml_subset.Unsupported("characters for libyaml")
+        raise Unsupported("characters for libyaml")
     return known
 
 
 def _slow(name: str, chunk: str, offset: int, index: int) -> tuple[list[Item], int]:
     """The objects of one chunk read by libyaml, and how many documents it held."""
+    import yaml  # loaded when first needed: it costs a tenth of the start-up
+
     items: list[Item] = []
     start = index
-    loader = _Loader(chunk)
+    loader = _loader()(chunk)
     try:
         while loader.check_node():
             node = loader.get_node()
@@ -253,6 +260,16 @@ def _slow(name: str, chunk: str, offset: int, index: int) -> tuple[list[Item], i
     finally:
         loader.dispose()
     return items, index - start
+
+
+def _loader() -> Any:
+    """libyaml's safe loader (PyYAML's own when libyaml is missing), found on first use."""
+    global _Loader  # noqa: PLW0603 - set once
+    if _Loader is None:
+        import yaml
+
+        _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return _Loader
 
 
 def _located(error: yaml.MarkedYAMLError, chunk: str, offset: int) -> tuple[int, str]:
@@ -281,6 +298,8 @@ class _Refused(Exception):
 
 def _refuse_bombs(root: yaml.Node) -> None:
     """Refuse a document whose aliases expand it past MAX_EXPANDED_NODES nodes."""
+    import yaml
+
     stack: list[Any] = [root]
     count = 0
     while stack:
@@ -299,6 +318,8 @@ def _refuse_bombs(root: yaml.Node) -> None:
 
 
 def _first_line(node: yaml.Node) -> int:
+    import yaml
+
     if isinstance(node, yaml.MappingNode) and node.value:
         return int(node.value[0][0].start_mark.line)
     return int(node.start_mark.line)
@@ -358,14 +379,18 @@ def _items(
 
 def _item_lines(text: str | bytes, offset: int) -> list[int]:
     """The 1-based line of each List item's first key, or [] when they cannot be found."""
+    import yaml
+
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        node = yaml.compose(text, Loader=_loader())
     except yaml.YAMLError:
         return []
     return _node_item_lines(node, offset) if node is not None else []
 
 
 def _node_item_lines(node: yaml.Node, offset: int) -> list[int]:
+    import yaml
+
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             if key.value == "items" and isinstance(value, yaml.SequenceNode):

@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from webhook.yaml_subset import UNSUPPORTED_CHARACTERS, Unsupported
+from webhook.yaml_declined import UNSUPPORTED_CHARACTERS, Unsupported
 
 __all__ = ["RISKY", "Unsupported", "enabled", "load", "load_all", "native_reader"]
 

@@ -23,14 +23,12 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
+from webhook.yaml_declined import Unsupported
+
+__all__ = ["MAX_DEPTH", "Unsupported", "load"]
+
 # Deeper documents go to libyaml, which has its own limit and a clear error.
 MAX_DEPTH = 64
-
-# Characters that make a whole text the slow path's business: tabs, carriage returns,
-# YAML 1.1's other line breaks (NEL, LS, PS), the byte-order mark and non-printables.
-UNSUPPORTED_CHARACTERS = re.compile(
-    "[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
-)
 
 _KEY = re.compile(
     r"""(?:([^\s#'"&*!|>%@`{}\[\],?:<=-][^\s:#{}\[\],]*)|"([^"\\]*)"|'((?:[^']|'')*)'):(?: +|$)"""
@@ -50,10 +48,6 @@ _CONSTRUCTORS = {
 _resolved: dict[str, Any] = {}
 _EMPTY = object()  # a flow entry with nothing in it
 _flows: dict[str, Any] = {}
-
-
-class Unsupported(Exception):
-    """The text uses YAML outside the subset; read it with PyYAML instead."""
 
 
 def _plain(text: str) -> Any:
