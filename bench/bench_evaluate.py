@@ -1,6 +1,7 @@
 """How fast `bulwark evaluate` judges a tree of manifests, and how fast it starts.
 
     .venv/bin/python bench/bench_evaluate.py [--objects 10000] [--runs 7] [--keep DIR]
+    .venv/bin/python bench/bench_evaluate.py --objects 2000 --instructions
 
 Writes a tree of typical pods and deployments (about one in eight denied, several
 documents per file, nested folders) into a temporary folder, then, `--runs` times in
@@ -12,14 +13,24 @@ peak RSS, and the medians beside them. The machines this runs on change speed fr
 minute to the next (the same loop was seen taking from 0.18 to 0.38 s), so runs are
 interleaved and compared best to best, and the loop tells one machine from another.
 Targets: 20,000 objects/s on one core, startup under 0.5 s.
+
+The package's modules are compiled to bytecode first, as the Docker image and any wheel
+install do: with PYTHONDONTWRITEBYTECODE set (some machines set it), every start would
+otherwise compile them again, a fifth of the startup.
+
+`--instructions` counts instead the instructions both commands execute, under valgrind
+(`apt-get install -y valgrind`), with hashing seeded: a figure no neighbour changes, for
+judging a change against its parent (about 40 s for 2,000 objects).
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import random
+import re
 import resource
 import shutil
 import statistics
@@ -140,19 +151,47 @@ def timed(command: list[str]) -> tuple[float, float, subprocess.CompletedProcess
     return wall, cpu, done
 
 
+def instructions(command: list[str]) -> int:
+    """How many instructions `command` executes, counted by valgrind's callgrind."""
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise SystemExit(f"valgrind gave no count:\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--keep", help="write the tree here and keep it")
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions (valgrind) instead"
+    )
     args = parser.parse_args()
 
+    import webhook
+
+    compileall.compile_dir(Path(webhook.__file__).parent, quiet=1)
     root = Path(args.keep or tempfile.mkdtemp(prefix="bulwark-bench-"))
     try:
         count = write_tree(root, args.objects)
         command = [str(BULWARK), "evaluate", "--output", "json", str(root)]
         small = [str(BULWARK), "evaluate", str(next(root.rglob("*.yaml")))]
         reference = [sys.executable, "-c", REFERENCE_LOOP]
+        if args.instructions:
+            tree, start = instructions(command), instructions(small)
+            print(f"tree: {count} objects; instructions, in millions (valgrind, PYTHONHASHSEED=0)")
+            print(f"  evaluate --output json TREE: {tree / 1e6:,.1f}")
+            print(f"  evaluate of one small file (the startup): {start / 1e6:,.1f}")
+            print(f"  per object: {(tree - start) / count / 1e3:,.1f} thousand")
+            return 0
         runs, startups, loops = [], [], []
         for _ in range(args.runs):
             runs.append(timed(command))

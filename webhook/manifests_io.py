@@ -6,13 +6,14 @@ and why, and reading goes on with the next document and the next file.
 
 A file is split into YAML documents at its `---` lines, as kubectl does, so one broken
 document does not hide the others. A document is read by rapidyaml when its meaning is
-certain (`webhook.yaml_native`, only inside `yaml_native.native_reader()`; a few dozen
-documents of a file in one pass), else by the
-fast subset reader in `webhook.yaml_subset` and, when that gives up, by libyaml (PyYAML's
-CSafeLoader), which refuses nesting deeper than 1000 levels; a document with aliases is
-refused when they expand it past `MAX_EXPANDED_NODES` ("billion laughs"). Text that starts
-with `{` is read as JSON first, as kubectl does. `List` objects (`kind: List` or `PodList`,
-...) are opened up: each item is a document of its own, `file#2.items[3]`.
+certain (`webhook.yaml_native`, only inside `yaml_native.native_reader()`, a few dozen
+documents of a file in one pass), else by the fast subset reader in `webhook.yaml_subset`
+and, when that gives up, by libyaml (PyYAML's CSafeLoader), which refuses nesting deeper
+than 1000 levels; a document with aliases is refused when they expand it past
+`MAX_EXPANDED_NODES` ("billion laughs"). The last two load PyYAML, which only then is
+imported. Text that starts with `{` is read as JSON first, as kubectl does. `List` objects
+(`kind: List` or `PodList`, ...) are opened up: each item is a document of its own,
+`file#2.items[3]`.
 """
 
 from __future__ import annotations
