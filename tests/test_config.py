@@ -120,6 +120,8 @@ def test_an_invalid_file_is_refused_naming_the_key(document: object, named: str)
             "the key 'podSecurity' is given twice",
             id="duplicate-key",
         ),
+        pytest.param("? [a, b]\n: 1\n", "found unhashable key", id="list-as-key"),
+        pytest.param("podSecurity:\n  ? {a: 1}\n  : x\n", "found unhashable key", id="map-as-key"),
     ],
 )
 def test_a_file_that_is_not_a_mapping_is_refused(tmp_path: Path, text: str, named: str) -> None:

@@ -184,6 +184,15 @@ def _unique_key_loader() -> type[Any]:
             seen: set[Any] = set()
             for key_node, _ in node.value:
                 key = self.construct_object(key_node, deep=deep)
+                try:
+                    hash(key)
+                except TypeError:  # `? [a, b]`: PyYAML's own words, before `seen` trips on it
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        "found unhashable key",
+                        key_node.start_mark,
+                    ) from None
                 if key in seen:
                     line = key_node.start_mark.line + 1
                     raise yaml.constructor.ConstructorError(
