@@ -85,18 +85,23 @@ def test_generated_documents_read_as_pyyaml_reads_them(text: str) -> None:
     assert_agrees(text)
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(native_documents(), st.data())
-def test_mangled_documents_read_as_pyyaml_reads_them(text: str, data: st.DataObject) -> None:
-    """Characters inserted or removed anywhere: rapidyaml never reads what PyYAML refuses."""
-    for _ in range(data.draw(st.integers(1, 4))):
+def mangled(text: str, data: st.DataObject, edits: int, extras: list[str]) -> str:
+    """`text` with `edits` characters removed, or pieces of `extras` inserted, anywhere."""
+    for _ in range(edits):
         where = data.draw(st.integers(0, len(text)))
         if data.draw(st.booleans()) and where < len(text):
             text = text[:where] + text[where + 1 :]
         else:
-            extra = data.draw(st.sampled_from([*" -:#'\"[]{},|>&*!?a1.\n", "  ", "\n  "]))
-            text = text[:where] + extra + text[where:]
-    assert_agrees(text)
+            text = text[:where] + data.draw(st.sampled_from(extras)) + text[where:]
+    return text
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(native_documents(), st.data())
+def test_mangled_documents_read_as_pyyaml_reads_them(text: str, data: st.DataObject) -> None:
+    """Characters inserted or removed anywhere: rapidyaml never reads what PyYAML refuses."""
+    edits = data.draw(st.integers(1, 4))
+    assert_agrees(mangled(text, data, edits, [*" -:#'\"[]{},|>&*!?a1.\n", "  ", "\n  "]))
 
 
 @pytest.mark.parametrize("scalar", RISKY_SCALARS)
@@ -281,14 +286,8 @@ def test_mangled_multi_document_files_read_in_batches_as_one_by_one(
     """Characters inserted or removed anywhere in a whole file, separators included, so
     that a document may run on into the next: a batch read gives what reading each
     document alone gives, and what the exact readers give."""
-    whole = "---\n".join(texts)
-    for _ in range(data.draw(st.integers(0, 2))):
-        where = data.draw(st.integers(0, len(whole)))
-        if data.draw(st.booleans()) and where < len(whole):
-            whole = whole[:where] + whole[where + 1 :]
-        else:
-            extra = data.draw(st.sampled_from([*"-:#'\"[]{},|&*!?a1.\n", "---\n", "\n  "]))
-            whole = whole[:where] + extra + whole[where:]
+    edits = data.draw(st.integers(0, 2))
+    whole = mangled("---\n".join(texts), data, edits, [*"-:#'\"[]{},|&*!?a1.\n", "---\n", "\n  "])
     batched = items_of("f.yaml", whole)
     assert same_items(batched, chunk_by_chunk_items("f.yaml", whole))
     assert same_items(batched, exact_items("f.yaml", whole))

@@ -134,10 +134,10 @@ def admission_request(
         metadata = {**metadata, "namespace": target} if target else _without_namespace(metadata)
         obj = {**obj, "metadata": metadata}
     # Shared between requests: the engine only reads them.
-    kind_and_group, resource = _kind_and_resource(str(obj["apiVersion"]), kind)
+    versioned_kind, resource = _kind_and_resource(str(obj["apiVersion"]), kind)
     return PlainRequest(
         uid=uid,
-        kind=kind_and_group,
+        kind=versioned_kind,
         resource=resource,
         sub_resource="",
         name=str(metadata.get("name") or ""),

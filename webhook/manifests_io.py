@@ -169,7 +169,7 @@ def read_yaml(name: str, text: str) -> Iterator[Item]:
     """
     reader = _TextReader(name, text)
     chunks = _chunks(text)
-    if not yaml_native.enabled():
+    if not reader.native:
         for offset, chunk in chunks:
             yield from reader.read(offset, chunk)
         return
@@ -196,20 +196,24 @@ class _TextReader:
     def read(self, offset: int, chunk: str) -> Iterator[Item]:
         """The objects of one chunk, by the fastest reader that takes it."""
         try:
-            try:
-                if not self.native:
-                    raise Unsupported("rapidyaml is not in use")
-                body, first = yaml_native.load(chunk)
-            except Unsupported:
-                self.subset = _subset_may_read(self.text, self.subset)
-                from webhook import yaml_subset  # it loads PyYAML: only for what rapidyaml declines
-
-                body, first = yaml_subset.load(chunk)
+            body, first = self._fast(chunk)
         except Unsupported:
             items, documents = _slow(self.name, chunk, offset, self.index)
             self.index += documents
             return iter(items)
         return self.found(offset, chunk, body, first)
+
+    def _fast(self, chunk: str) -> tuple[Any, int]:
+        """The chunk's document by rapidyaml, else by the subset reader; else `Unsupported`."""
+        if self.native:
+            try:
+                return yaml_native.load(chunk)
+            except Unsupported:
+                pass
+        self.subset = _subset_may_read(self.text, self.subset)
+        from webhook import yaml_subset  # it loads PyYAML: only for what rapidyaml declines
+
+        return yaml_subset.load(chunk)
 
     def found(self, offset: int, chunk: str, body: Any, first: int) -> Iterator[Item]:
         """The objects of the chunk's document `body`, whose first key is on line `first`."""

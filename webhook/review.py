@@ -231,18 +231,10 @@ def plain_review(data: Any) -> PlainReview | None:
     uid, operation = request.get("uid"), request.get("operation")
     if type(uid) is not str or not uid or operation not in _OPERATIONS:
         return None
-    kind, resource = request.get("kind"), request.get("resource")
-    if type(kind) is not dict or type(resource) is not dict:
+    kind = _group_version(request.get("kind"), "kind")
+    resource = _group_version(request.get("resource"), "resource")
+    if kind is None or resource is None:
         return None
-    group, version, kind_name = kind.get("group", ""), kind.get("version", ""), kind.get("kind")
-    if type(group) is not str or type(version) is not str or type(kind_name) is not str:
-        return None
-    plain_kind = PlainKind(group, version, kind_name)
-    group, version = resource.get("group", ""), resource.get("version", "")
-    resource_name = resource.get("resource")
-    if type(group) is not str or type(version) is not str or type(resource_name) is not str:
-        return None
-    plain_resource = PlainResource(group, version, resource_name)
     user = _plain_user(request.get("userInfo", _ABSENT))
     sub_resource = request.get("subResource", "")
     name, namespace = request.get("name", ""), request.get("namespace", "")
@@ -260,8 +252,8 @@ def plain_review(data: Any) -> PlainReview | None:
         return None
     plain_request = PlainRequest(
         uid,
-        plain_kind,
-        plain_resource,
+        PlainKind(*kind),
+        PlainResource(*resource),
         sub_resource,
         name,
         namespace,
@@ -272,6 +264,16 @@ def plain_review(data: Any) -> PlainReview | None:
         dry_run,
     )
     return PlainReview(api_version, plain_request)
+
+
+def _group_version(value: Any, named: str) -> tuple[str, str, str] | None:
+    """Group, version and the `named` member of a kind or resource, when all are strings."""
+    if type(value) is not dict:
+        return None
+    group, version, name = value.get("group", ""), value.get("version", ""), value.get(named)
+    if type(group) is not str or type(version) is not str or type(name) is not str:
+        return None
+    return group, version, name
 
 
 def _plain_user(user: Any) -> PlainUser | None:
