@@ -153,6 +153,16 @@ def test_common_manifest_shapes_take_the_fast_path(text: str) -> None:
     assert assert_agrees(text)
 
 
+@pytest.mark.parametrize("text", ["a: [a:?]\n", "a: [x, a:?b]\n", "a: {k: a:?b}\n"])
+def test_a_colon_before_a_question_mark_in_a_flow_is_left_to_libyaml(text: str) -> None:
+    """libyaml ends a plain scalar at `:` followed by `?` inside a flow collection, and
+    then refuses the document; the fast path must not read it as a string."""
+    with pytest.raises(yaml.YAMLError):
+        yaml.load(text, Loader=yaml.CSafeLoader)
+    with pytest.raises(yaml_subset.Unsupported):
+        yaml_subset.load(text)
+
+
 def _fixture_files(shared: Path) -> list[Path]:
     psa = shared / "fixtures/pod-security-admission/test/testdata"
     files = sorted(psa.glob("*/v1.37/*/*.yaml"))

@@ -144,6 +144,13 @@ def test_numbers_and_json_words_as_keys_go_to_the_exact_readers(scalar: str) -> 
         pytest.param("a: @b\n", id="reserved-character"),
         pytest.param("a: [a:, a:]\n", id="empty-values-in-a-flow-sequence"),
         pytest.param("a: {x: a #b}\n", id="comment-inside-a-flow-mapping"),
+        pytest.param("a: [{port:? 80}]\n", id="question-mark-after-a-colon-in-a-flow"),
+        pytest.param("a: [x,\n  b:?c]\n", id="question-mark-after-a-colon-on-a-later-line"),
+        pytest.param("a: {k: v, 1}\n", id="number-alone-in-a-flow-mapping"),
+        pytest.param("a: {k: [v], true}\n", id="json-word-alone-in-a-flow-mapping"),
+        pytest.param("a: {1\n  k: v}\n", id="flow-mapping-key-over-two-lines"),
+        pytest.param("a: [x,\n  y]\n", id="flow-sequence-over-two-lines"),
+        pytest.param('a: [b, "]"\n  "[", c]\n', id="brackets-inside-quotes"),
         pytest.param(f"{'k' * 1100}: v\n", id="key-longer-than-pyyaml-allows"),
         pytest.param("- a\n- b\n", id="top-level-sequence"),
         pytest.param("just text\n", id="top-level-scalar"),
@@ -175,6 +182,7 @@ def test_duplicate_keys_keep_the_last_value_as_pyyaml_does() -> None:
         pytest.param("a: b\n  c\n\n  d\n", id="multi-line-plain"),
         pytest.param("a: 'x\n\n  y'\n", id="multi-line-quoted"),
         pytest.param("a: é ü 漢字 😀\n", id="unicode"),
+        pytest.param("url: https://example.com/?q=1\nargs: [b?c]\n", id="question-marks"),
     ],
 )
 def test_common_manifest_shapes_take_the_native_path(text: str) -> None:

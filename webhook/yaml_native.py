@@ -58,8 +58,12 @@ RISKY = re.compile(
     r"|[?:]"  # a complex key `? k`, an empty key `: v`, a flow scalar YAML 1.1 refuses (`{:a}`)
     r"|(?<=\n)(?:---|\.\.\.))"  # a document marker inside the document
     r"|(?<=[\"'])(?::[^ \n]|\#))"  # JSON-style `"key":value`, a comment glued to a quote
-    r"|:[,\]}]"  # an empty value inside a flow collection (`[a:, b:]`): the readers differ
+    r"|:[,\]}?]"  # an empty value in a flow collection (`[a:, b:]`, `[a:?]`): the readers differ
 )
+_FLOW_CHARACTERS = re.compile(r"[\[\]{}]")
+# A number or JSON word standing alone: a flow sequence's item (`[1, 2]`), or, in a flow
+# mapping, a key without a value (`{a: b, 1}`).
+_LONE_FLOW_KEY = re.compile(r"[{,][ ]*" + _SAFE_VALUE)
 # PyYAML refuses a simple key longer than 1024 characters; rapidyaml does not.
 _LONG_LINE = 1000
 _FIRST_CONTENT = re.compile(r"[A-Za-z_\"']")
@@ -189,12 +193,47 @@ def _certain(body: str) -> bool:
         # Tested here, not in RISKY: as a pattern it would rescan the rest of the line from
         # every bracket, quadratic in a line's length.
         or ("#" in unknown and any("#" in line and ("[" in line or "{" in line) for line in lines))
+        or (_FLOW_CHARACTERS.search(unknown) and not all(map(_plain_flow, lines)))
     ):
         return False
     if len(_certain_lines) > _MAX_CERTAIN_LINES:
         _certain_lines.clear()
     _certain_lines.update(lines)
     return True
+
+
+def _plain_flow(line: str) -> bool:
+    """Whether the flow collections on `line` are ones the two readers read alike: each
+    closes on the line it opens on (a flow that goes on to the next line may hold what
+    YAML 1.1 refuses, such as a key over two lines, and makes the line-by-line checks blind),
+    no bracket stands inside quotes (it would fool the count and `_innermost_flow`), and no
+    number or JSON word stands alone in a flow mapping (`{a: b, 1}`: a key, the integer 1
+    in PyYAML and the string "1" in JSON)."""
+    if _FLOW_CHARACTERS.search(line) is None:
+        return True
+    if line.count("[") + line.count("{") != line.count("]") + line.count("}"):
+        return False
+    quotes = [index for index in (line.find('"'), line.find("'")) if index >= 0]
+    if quotes:
+        inside = line[min(quotes) : max(line.rfind('"'), line.rfind("'"))]
+        if _FLOW_CHARACTERS.search(inside):
+            return False
+    if "{" in line:
+        for lone in _LONE_FLOW_KEY.finditer(line):
+            if lone.group().startswith("{") or _innermost_flow(line, lone.start()) == "{":
+                return False
+    return True
+
+
+def _innermost_flow(line: str, end: int) -> str:
+    """The bracket (`[` or `{`) of the innermost flow collection open at `line[end]`."""
+    open_brackets: list[str] = []
+    for character in _FLOW_CHARACTERS.findall(line, 0, end):
+        if character in "[{":
+            open_brackets.append(character)
+        elif open_brackets:
+            open_brackets.pop()
+    return open_brackets[-1] if open_brackets else ""
 
 
 def _parse(data: bytes) -> Any:
