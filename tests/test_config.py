@@ -100,6 +100,12 @@ enforcement: {pod-security: warn, ingress-tls: audit, rbac-binding: deny}
             id="negative-quantity",
         ),
         pytest.param({"mutation": {"fsGroup": 2**40}}, "mutation.fsGroup", id="group-too-big"),
+        pytest.param(
+            {"rbac": {"exemptSubjects": [{"kind": "User"}]}},
+            "rbac.exemptSubjects[0].name: missing: this key is required",
+            id="missing-key",
+        ),
+        pytest.param({"mutation": [1]}, "mutation: must be a mapping, not a list", id="not-a-map"),
     ],
 )
 def test_an_invalid_file_is_refused_naming_the_key(document: object, named: str) -> None:

@@ -215,9 +215,9 @@ def test_the_characters_left_to_libyaml_are_exactly_the_unprintable_ones() -> No
     assert found == [code for code in range(0x110000) if not printable(code)]
 
 
-def test_evaluate_loads_pyyaml_only_for_documents_that_need_it(tmp_path: Path) -> None:
-    """A tree rapidyaml reads whole starts without PyYAML; one document it declines, or a
-    configuration file, brings it in."""
+def test_evaluate_loads_pyyaml_and_pydantic_only_when_needed(tmp_path: Path) -> None:
+    """A tree rapidyaml reads whole is judged without PyYAML or pydantic (most of the
+    start-up): one document rapidyaml declines brings in PyYAML, a configuration file both."""
     plain = tmp_path / "plain.yaml"
     plain.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n")
     declined = tmp_path / "declined.yaml"
@@ -229,21 +229,22 @@ def test_evaluate_loads_pyyaml_only_for_documents_that_need_it(tmp_path: Path) -
         "    main(['evaluate', '--output', 'json', *sys.argv[1:]])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "print('yaml' in sys.modules, file=sys.stderr)\n"
+        "print(*sorted({'yaml', 'pydantic'} & set(sys.modules)), file=sys.stderr)\n"
     )
 
     config = tmp_path / "bulwark.yaml"
     config.write_text("podSecurity: {defaultLevel: baseline}\n")
 
-    def loads_pyyaml(*arguments: str | Path) -> bool:
+    def loaded(*arguments: str | Path) -> list[str]:
         done = subprocess.run(
             [sys.executable, "-c", probe, *map(str, arguments)],
             capture_output=True,
             text=True,
             check=False,
         )
-        return done.stderr.strip().splitlines()[-1] == "True"
+        assert done.returncode == 0, done.stderr
+        return done.stderr.splitlines()[-1].split()
 
-    assert not loads_pyyaml(plain)
-    assert loads_pyyaml(plain, declined)
-    assert loads_pyyaml("--config", config, plain)
+    assert loaded(plain) == []
+    assert loaded(plain, declined) == ["yaml"]
+    assert loaded("--config", config, plain) == ["pydantic", "yaml"]

@@ -21,7 +21,7 @@ from webhook.mutation.pod_defaults import PodDefaults
 from webhook.policies.ingress_tls import IngressTLS
 from webhook.policies.pod_security import PodSecurity
 from webhook.policies.rbac_binding import RbacBinding
-from webhook.review import Request
+from webhook.request import Request
 from webhook.verdict import (
     Mutation,
     NoRoles,

@@ -1,21 +1,27 @@
-"""The policy configuration: one YAML file, read into a strict pydantic model.
+"""The policy configuration: one YAML file, read into strict, frozen settings.
 
-Every key of the file is declared here with its default, so running without `--config`
-gives the documented behaviour. An unknown key, a wrong type or an invalid quantity
-stops the program with a message naming the key's full path (`mutation.defaults.limits.cpu`).
+Every key of the file is declared here once, as a field of a plain frozen dataclass with its
+default, so running without `--config` gives the documented behaviour without importing
+pydantic (it is most of `bulwark evaluate`'s start-up). A file is validated by pydantic,
+which reads these same dataclasses (`settings_from_mapping`): strictly typed, camelCase
+keys (`fsGroup`), and an unknown key, a wrong type or an invalid quantity stops the
+program with a message naming the key's full path (`mutation.defaults.limits.cpu`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, cast
 
 from webhook.errors import ConfigError
 from webhook.quantity import InvalidQuantity, parse_quantity
 from webhook.verdict import Enforcement
+
+if TYPE_CHECKING:
+    from pydantic import GetCoreSchemaHandler, TypeAdapter
+    from pydantic_core import CoreSchema
 
 Level = Literal["privileged", "baseline", "restricted"]
 POLICY_NAMES = ("pod-security", "ingress-tls", "rbac-binding")
@@ -23,57 +29,111 @@ POLICY_NAMES = ("pod-security", "ingress-tls", "rbac-binding")
 MAX_GROUP_ID = 2**31 - 1
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
+def _camel_case(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(word.title() for word in rest)
 
 
-class PodSecuritySettings(_Strict):
-    default_level: Level = Field("baseline", alias="defaultLevel")
-    namespaces: dict[str, Level] = Field(default_factory=lambda: {"kube-system": "privileged"})  # type: ignore[arg-type]
+class _Settings:
+    """What pydantic needs to validate a file into one of the dataclasses below."""
+
+    __slots__ = ()
+    # pydantic reads this config from any dataclass; the dataclasses need no import of it.
+    __pydantic_config__: ClassVar[dict[str, Any]] = {
+        "extra": "forbid",
+        "frozen": True,
+        "strict": True,
+        "alias_generator": _camel_case,
+        "populate_by_name": True,
+    }
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        schema = handler(source)
+        if schema["type"] != "dataclass":
+            return schema
+        # Strict, a dataclass takes only an instance of itself, where the file gives a
+        # mapping. Its fields stay strict.
+        return cast("CoreSchema", {**schema, "strict": False})
+
+
+class _Quantity:
+    """A Kubernetes quantity (`100m`, `1.5Gi`, 2) that is not negative."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_after_validator_function(_checked_quantity, handler(source))
+
+
+def _checked_quantity(value: str | float | None) -> str | float | None:
+    if value is not None:
+        try:
+            amount = parse_quantity(value)
+        except InvalidQuantity as error:
+            raise ValueError(str(error)) from None
+        if amount < 0:
+            raise ValueError(f"{value!r} is negative; the API server refuses such pods")
+    return value
+
+
+class _GroupId:
+    """An integer the API server takes as a group id."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        from pydantic_core import core_schema
+
+        return core_schema.int_schema(ge=0, le=MAX_GROUP_ID)
+
+
+Quantity = Annotated[str | int | float | None, _Quantity()]
+GroupId = Annotated[int, _GroupId()]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PodSecuritySettings(_Settings):
+    default_level: Level = "baseline"
+    namespaces: dict[str, Level] = field(default_factory=lambda: {"kube-system": "privileged"})
 
     def level_for(self, namespace: str) -> Level:
         return self.namespaces.get(namespace, self.default_level)
 
 
-class IngressSettings(_Strict):
-    plaintext_entrypoints: list[str] = Field(["web"], alias="plaintextEntrypoints")
-    tls_entrypoints: list[str] = Field(["websecure"], alias="tlsEntrypoints")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngressSettings(_Settings):
+    plaintext_entrypoints: list[str] = field(default_factory=lambda: ["web"])
+    tls_entrypoints: list[str] = field(default_factory=lambda: ["websecure"])
 
 
-class Subject(_Strict):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Subject(_Settings):
     kind: Literal["User", "Group", "ServiceAccount"]
     name: str
     namespace: str = ""
 
 
-class RbacSettings(_Strict):
-    forbidden_roles: list[str] = Field(["cluster-admin"], alias="forbiddenRoles")
-    exempt_subjects: list[Subject] = Field([], alias="exemptSubjects")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RbacSettings(_Settings):
+    forbidden_roles: list[str] = field(default_factory=lambda: ["cluster-admin"])
+    exempt_subjects: list[Subject] = field(default_factory=list)
 
 
-class ResourceAmounts(_Strict):
-    cpu: str | int | float | None = None
-    memory: str | int | float | None = None
-
-    @field_validator("cpu", "memory")
-    @classmethod
-    def _is_quantity(cls, value: str | float | None) -> str | float | None:
-        if value is not None:
-            try:
-                amount = parse_quantity(value)
-            except InvalidQuantity as error:
-                raise ValueError(str(error)) from None
-            if amount < 0:
-                raise ValueError(f"{value!r} is negative; the API server refuses such pods")
-        return value
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResourceAmounts(_Settings):
+    cpu: Quantity = None
+    memory: Quantity = None
 
 
-class ResourceDefaults(_Strict):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResourceDefaults(_Settings):
     requests: ResourceAmounts = ResourceAmounts(cpu="100m", memory="128Mi")
     limits: ResourceAmounts = ResourceAmounts(cpu="500m", memory="512Mi")
 
-    @model_validator(mode="after")
-    def _requests_within_limits(self) -> ResourceDefaults:
+    def __post_init__(self) -> None:
         for resource in ("cpu", "memory"):
             request, limit = getattr(self.requests, resource), getattr(self.limits, resource)
             if (
@@ -84,18 +144,19 @@ class ResourceDefaults(_Strict):
                 raise ValueError(
                     f"the default {resource} request {request} is above the limit {limit}"
                 )
-        return self
 
 
-class MutationOverride(_Strict):
-    fs_group: int | None = Field(None, alias="fsGroup", ge=0, le=MAX_GROUP_ID)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MutationOverride(_Settings):
+    fs_group: GroupId | None = None
     defaults: ResourceDefaults | None = None
 
 
-class MutationSettings(_Strict):
-    fs_group: int = Field(1000, alias="fsGroup", ge=0, le=MAX_GROUP_ID)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MutationSettings(_Settings):
+    fs_group: GroupId = 1000
     defaults: ResourceDefaults = ResourceDefaults()
-    namespaces: dict[str, MutationOverride] = Field(default_factory=dict)
+    namespaces: dict[str, MutationOverride] = field(default_factory=dict)
 
     def fs_group_for(self, namespace: str) -> int:
         override = self.namespaces.get(namespace)
@@ -106,24 +167,31 @@ class MutationSettings(_Strict):
         return override.defaults if override and override.defaults else self.defaults
 
 
-class EnforcementSettings(_Strict):
-    pod_security: Enforcement = Field("deny", alias="pod-security")
-    ingress_tls: Enforcement = Field("deny", alias="ingress-tls")
-    rbac_binding: Enforcement = Field("deny", alias="rbac-binding")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnforcementSettings(_Settings):
+    # Keyed by policy name (`pod-security`), not in camelCase.
+    __pydantic_config__: ClassVar[dict[str, Any]] = {
+        **_Settings.__pydantic_config__,
+        "alias_generator": lambda name: name.replace("_", "-"),
+    }
+    pod_security: Enforcement = "deny"
+    ingress_tls: Enforcement = "deny"
+    rbac_binding: Enforcement = "deny"
 
     def for_policy(self, policy: str) -> Enforcement:
         value: Enforcement = getattr(self, policy.replace("-", "_"), "deny")
         return value
 
 
-class Settings(_Strict):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings(_Settings):
     """The whole configuration file."""
 
-    pod_security: PodSecuritySettings = Field(PodSecuritySettings(), alias="podSecurity")
+    pod_security: PodSecuritySettings = PodSecuritySettings()
     ingress: IngressSettings = IngressSettings()
     rbac: RbacSettings = RbacSettings()
     mutation: MutationSettings = MutationSettings()
-    exempt_namespaces: list[str] = Field([], alias="exemptNamespaces")
+    exempt_namespaces: list[str] = field(default_factory=list)
     enforcement: EnforcementSettings = EnforcementSettings()
 
 
@@ -142,17 +210,40 @@ def settings_from_mapping(data: Any, *, source: str = "configuration") -> Settin
         raise ConfigError(
             f"{source}: the configuration must be a mapping, not {type(data).__name__}"
         )
+    from pydantic import ValidationError
+
     try:
-        return Settings.model_validate(data)
+        return _validator().validate_python(data)
     except ValidationError as error:
         problems = []
         for detail in error.errors():
             key = _key_path(tuple(p for p in detail["loc"] if not str(p).startswith("function-")))
             message = detail["msg"].removeprefix("Value error, ")
-            if detail["type"] == "extra_forbidden":
+            if detail["type"] in _UNKNOWN_KEY:
                 message = "unknown key"
+            elif detail["type"] in _MISSING_KEY:
+                message = "missing: this key is required"
+            elif detail["type"] == "dataclass_type":
+                message = f"must be a mapping, not {_type_name(detail['input'])}"
             problems.append(f"{source}: {key}: {message}")
         raise ConfigError("\n".join(problems)) from None
+
+
+def _type_name(value: Any) -> str:
+    names = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+    return names.get(type(value), type(value).__name__)
+
+
+# How pydantic words a key the dataclasses do not have, or a required one that is missing.
+_UNKNOWN_KEY = frozenset({"unexpected_keyword_argument", "extra_forbidden"})
+_MISSING_KEY = frozenset({"missing_keyword_only_argument", "missing_argument", "missing"})
+
+
+@cache
+def _validator() -> TypeAdapter[Settings]:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(Settings)
 
 
 def load_settings(path: str | Path | None) -> Settings:

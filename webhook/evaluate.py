@@ -30,7 +30,7 @@ from webhook.errors import BulwarkError, ManifestError
 from webhook.manifests_io import Document, Problem, read_bytes, read_paths
 from webhook.policies.rbac_binding import BINDING_KINDS
 from webhook.policies.roles import ROLE_KINDS, InputRoles
-from webhook.review import Operation, PlainKind, PlainRequest, PlainResource, PlainUser
+from webhook.request import Operation, PlainKind, PlainRequest, PlainResource, PlainUser
 from webhook.verdict import Object, RoleSource, Verdict
 from webhook.yaml_native import native_reader
 

@@ -17,10 +17,17 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from webhook.errors import BadReview
+from webhook.request import (
+    Operation,
+    PlainKind,
+    PlainRequest,
+    PlainResource,
+    PlainUser,
+    Request,
+)
 from webhook.verdict import Verdict
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
-Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
 
 
 class _Model(BaseModel):
@@ -67,103 +74,13 @@ class AdmissionReview(_Model):
     request: AdmissionRequest
 
 
-# What the engine reads of a review. The pydantic models above satisfy these, and so do
-# the plain classes below, which the common case is decoded into.
-
-
-class Kind(Protocol):
-    @property
-    def group(self) -> str: ...
-    @property
-    def version(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-
-
-class Resource(Protocol):
-    @property
-    def group(self) -> str: ...
-    @property
-    def version(self) -> str: ...
-    @property
-    def resource(self) -> str: ...
-
-
-class User(Protocol):
-    @property
-    def username(self) -> str: ...
-    @property
-    def groups(self) -> list[str]: ...
-
-
-class Request(Protocol):
-    """An admission request as the engine and the policies read it."""
-
-    @property
-    def uid(self) -> str: ...
-    @property
-    def kind(self) -> Kind: ...
-    @property
-    def resource(self) -> Resource: ...
-    @property
-    def sub_resource(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def namespace(self) -> str: ...
-    @property
-    def operation(self) -> Operation: ...
-    @property
-    def user_info(self) -> User: ...
-    @property
-    def object(self) -> dict[str, Any] | None: ...
-    @property
-    def old_object(self) -> dict[str, Any] | None: ...
-    @property
-    def dry_run(self) -> bool: ...
-
-
+# What a reply is written from: the model above, or the plain review below, which the
+# common case is decoded into (the engine reads its request: `webhook.request`).
 class Review(Protocol):
     @property
     def api_version(self) -> str: ...
     @property
     def request(self) -> Request: ...
-
-
-@dataclass(slots=True)
-class PlainKind:
-    group: str
-    version: str
-    kind: str
-
-
-@dataclass(slots=True)
-class PlainResource:
-    group: str
-    version: str
-    resource: str
-
-
-@dataclass(slots=True)
-class PlainUser:
-    username: str
-    uid: str
-    groups: list[str]
-
-
-@dataclass(slots=True)  # not frozen, for speed; nothing writes to it once built
-class PlainRequest:
-    uid: str
-    kind: PlainKind
-    resource: PlainResource
-    sub_resource: str
-    name: str
-    namespace: str
-    operation: Operation
-    user_info: PlainUser
-    object: dict[str, Any] | None
-    old_object: dict[str, Any] | None
-    dry_run: bool
 
 
 @dataclass(slots=True)

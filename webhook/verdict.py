@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from webhook.config import Settings
-    from webhook.review import Request
+    from webhook.request import Request
 
 Object = Mapping[str, Any]
 PatchOperation = dict[str, Any]

@@ -44,7 +44,7 @@ from webhook.config import ResourceAmounts, ResourceDefaults
 from webhook.mutation.patch import PatchBuilder
 from webhook.podspec import CONTAINER_LISTS
 from webhook.quantity import parse_quantity, quantity_or_none
-from webhook.review import Request
+from webhook.request import Request
 from webhook.verdict import Object, PatchOperation, PolicyContext
 
 NAME = "pod-defaults"

@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.review import Request
+from webhook.request import Request
 from webhook.verdict import Object, PolicyContext, Violation
 
 POLICY = "ingress-tls"

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from webhook.config import Subject
-from webhook.review import Request
+from webhook.request import Request
 from webhook.verdict import Object, PolicyContext, Violation
 
 POLICY = "rbac-binding"

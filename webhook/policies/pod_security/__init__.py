@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from webhook.podspec import POD_CARRYING_KINDS, PodSpec, find_pod_spec
 from webhook.policies.pod_security import baseline, restricted
 from webhook.policies.pod_security.view import POLICY, PodView, view_of
-from webhook.review import Request
+from webhook.request import Request
 from webhook.verdict import Object, PolicyContext, Violation
 
 __all__ = ["CHECKS", "POLICY", "Check", "PodSecurity", "checks_at", "judge_pod"]
