@@ -244,13 +244,15 @@ def same_items(actual: list[Any], expected: list[Any]) -> bool:
 def test_multi_document_files_give_the_same_objects_and_lines(
     texts: list[str], data: st.DataObject
 ) -> None:
-    """Whole files, `---` separated, with Lists and broken documents among them."""
+    """Whole files, `---` separated, with Lists, broken documents and comments among them."""
     parts = []
     for text in texts:
         head = data.draw(st.sampled_from(["", "apiVersion: v1\nkind: Pod\n", "kind: List\n"]))
-        parts.append(head + text if not text.startswith("---") else text)
+        comment = data.draw(st.sampled_from(["", "# Source: chart/pod.yaml\n", "\n# a\n\n"]))
+        parts.append(comment + head + text if not text.startswith("---") else text)
     separator = data.draw(st.sampled_from(["---\n", "\n---\n", "--- # next\n"]))
-    whole = separator.join(parts)
+    opening = data.draw(st.sampled_from(["", "---\n", "# generated\n", "---\n# generated\n"]))
+    whole = opening + separator.join(parts)
     assert same_items(items_of("f.yaml", whole), exact_items("f.yaml", whole))
 
 
@@ -292,8 +294,8 @@ def test_mangled_multi_document_files_read_in_batches_as_one_by_one(
     texts: list[str], data: st.DataObject
 ) -> None:
     """Characters inserted or removed anywhere in a whole file, separators included, so
-    that a document may run on into the next: a batch read gives what reading each
-    document alone gives, and what the exact readers give."""
+    that a document may run on into the next: reading the file whole, or in batches, gives
+    what reading each document alone gives, and what the exact readers give."""
     edits = data.draw(st.integers(0, 2))
     whole = mangled("---\n".join(texts), data, edits, [*"-:#'\"[]{},|&*!?a1.\n", "---\n", "\n  "])
     batched = items_of("f.yaml", whole)

@@ -6,12 +6,12 @@ and why, and reading goes on with the next document and the next file.
 
 A file is split into YAML documents at its `---` lines, as kubectl does, so one broken
 document does not hide the others. A document is read by rapidyaml when its meaning is
-certain (`webhook.yaml_native`, only inside `yaml_native.native_reader()`, a few dozen
-documents of a file in one pass), else by the fast subset reader in `webhook.yaml_subset`
-and, when that gives up, by libyaml (PyYAML's CSafeLoader), which refuses nesting deeper
-than 1000 levels; a document with aliases is refused when they expand it past
-`MAX_EXPANDED_NODES` ("billion laughs"). The last two load PyYAML, which only then is
-imported. Text that starts with `{` is read as JSON first, as kubectl does. `List` objects
+certain (`webhook.yaml_native`, only inside `yaml_native.native_reader()`; a whole file,
+or a few dozen of its documents, in one pass), else by the fast subset reader in
+`webhook.yaml_subset` and, when that gives up, by libyaml (PyYAML's CSafeLoader), which
+refuses nesting deeper than 1000 levels; a document with aliases is refused when they
+expand it past `MAX_EXPANDED_NODES` ("billion laughs"). The last two load PyYAML, which
+only then is imported. Text that starts with `{` is read as JSON first, as kubectl does. `List` objects
 (`kind: List` or `PodList`, ...) are opened up: each item is a document of its own,
 `file#2.items[3]`.
 """
@@ -163,11 +163,35 @@ def _chunks(text: str) -> Iterator[tuple[int, str]]:
 def read_yaml(name: str, text: str) -> Iterator[Item]:
     """The documents of one YAML text, each parsed on its own.
 
-    Inside `yaml_native.native_reader()`, up to `BATCH_DOCUMENTS` documents at a time go
-    to rapidyaml in one pass; when it declines a batch, its documents are read one by one,
-    each by the fastest reader that takes it.
+    Inside `yaml_native.native_reader()`, a text of fewer than `BATCH_DOCUMENTS` plain
+    objects goes to rapidyaml whole; else up to `BATCH_DOCUMENTS` documents at a time do;
+    when it declines a batch, its documents are read one by one, each by the fastest reader
+    that takes it.
     """
-    reader = _TextReader(name, text)
+    if yaml_native.enabled() and text.count("\n---") < BATCH_DOCUMENTS:
+        documents = _read_whole(name, text)
+        if documents is not None:
+            return iter(documents)
+    return _read_parts(_TextReader(name, text), text)
+
+
+def _read_whole(name: str, text: str) -> list[Document] | None:
+    """Every object of `text` read by rapidyaml in one pass, or None when it declines the
+    text or one of its documents is not a plain object (a List, no kind)."""
+    try:
+        loaded = yaml_native.load_file(text)
+    except Unsupported:
+        return None
+    documents = []
+    for index, (body, first) in enumerate(loaded):
+        if not _plain_object(body):
+            return None
+        documents.append(Document(name, f"{name}#{index}", first + 1, body))
+    return documents
+
+
+def _read_parts(reader: _TextReader, text: str) -> Iterator[Item]:
+    """The documents of one YAML text, part by part (see `read_yaml`)."""
     chunks = _chunks(text)
     if not reader.native:
         for offset, chunk in chunks:
