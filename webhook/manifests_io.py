@@ -11,9 +11,9 @@ or a few dozen of its documents, in one pass), else by the fast subset reader in
 `webhook.yaml_subset` and, when that gives up, by libyaml (PyYAML's CSafeLoader), which
 refuses nesting deeper than 1000 levels; a document with aliases is refused when they
 expand it past `MAX_EXPANDED_NODES` ("billion laughs"). The last two load PyYAML, which
-only then is imported. Text that starts with `{` is read as JSON first, as kubectl does. `List` objects
-(`kind: List` or `PodList`, ...) are opened up: each item is a document of its own,
-`file#2.items[3]`.
+only then is imported. Text that starts with `{` is read as JSON first, as kubectl does.
+`List` objects (`kind: List` or `PodList`, ...) are opened up: each item is a document of
+its own, `file#2.items[3]`.
 """
 
 from __future__ import annotations
