@@ -619,6 +619,22 @@ def test_a_broken_document_costs_only_itself(
     assert f"{path}#1 (line 9): not valid YAML" in outcome.err
 
 
+def test_text_after_a_flow_container_is_refused_not_judged_without_it(
+    evaluate: Evaluate, write: Callable[[str, str], Path]
+) -> None:
+    """A privileged securityContext written after a container's flow mapping, on its line,
+    is text YAML refuses (kubectl too): it is reported, never read as a harmless pod."""
+    path = write(
+        "x.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+        "  - {name: c, image: x} securityContext: {privileged: true}\n",
+    )
+    outcome = evaluate(path)
+    assert outcome.status == 2
+    assert outcome.results == []
+    assert f"{path}#0 (line 6): not valid YAML" in outcome.err
+
+
 def test_handed_case_c23_unreadable_yaml_exits_2_naming_the_file(tmp_path: Path) -> None:
     """C23: unreadable YAML is reported with its file, exit status 2, and no traceback."""
     path = tmp_path / "C23.yaml"
