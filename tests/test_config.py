@@ -106,6 +106,11 @@ enforcement: {pod-security: warn, ingress-tls: audit, rbac-binding: deny}
             id="missing-key",
         ),
         pytest.param({"mutation": [1]}, "mutation: must be a mapping, not a list", id="not-a-map"),
+        pytest.param(
+            {"mutation": {"defaults": {"limits": None}}},
+            "mutation.defaults.limits: must be a mapping, not empty (null)",
+            id="empty-map",
+        ),
     ],
 )
 def test_an_invalid_file_is_refused_naming_the_key(document: object, named: str) -> None:

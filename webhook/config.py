@@ -11,6 +11,7 @@ program with a message naming the key's full path (`mutation.defaults.limits.cpu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, cast
@@ -230,8 +231,24 @@ def settings_from_mapping(data: Any, *, source: str = "configuration") -> Settin
 
 
 def _type_name(value: Any) -> str:
-    names = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
-    return names.get(type(value), type(value).__name__)
+    """What a YAML reader made of a value, in a manifest writer's words."""
+    if value is None:
+        return "empty (null)"
+    for kind, name in _TYPE_NAMES:
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+_TYPE_NAMES = (
+    (bool, "a boolean"),
+    (int | float, "a number"),
+    (str, "a string"),
+    (list | tuple, "a list"),
+    (set, "a set (!!set)"),
+    (bytes, "binary data (!!binary)"),
+    (date, "a date"),  # a datetime is one too
+)
 
 
 # How pydantic words a key the dataclasses do not have, or a required one that is missing.
