@@ -562,6 +562,20 @@ def test_a_bad_configuration_or_operation_exits_2() -> None:
         ),
         pytest.param(
             "x.yaml",
+            "apiVersion: 5\nkind: Pod\n",
+            "x.yaml#0 (line 1)",
+            "its apiVersion is a number (5), not text such as apps/v1",
+            id="apiVersion-a-number",
+        ),
+        pytest.param(
+            "x.yaml",
+            "apiVersion: v1\nkind: [Pod]\n",
+            "x.yaml#0 (line 1)",
+            "its kind is a list (['Pod']), not text such as Deployment",
+            id="kind-a-list",
+        ),
+        pytest.param(
+            "x.yaml",
             "- apiVersion: v1\n  kind: Pod\n",
             "x.yaml#0 (line 1)",
             "a list, not a mapping",

@@ -367,9 +367,11 @@ def _objects(
         return
     api_version, kind = body.get("apiVersion"), body.get("kind")
     if not api_version or not isinstance(api_version, str):
-        yield Problem(name, source, line, "not a Kubernetes object: no apiVersion")
+        problem = _not_a_name("apiVersion", api_version, "apps/v1")
+        yield Problem(name, source, line, f"not a Kubernetes object: {problem}")
     elif not kind or not isinstance(kind, str):
-        yield Problem(name, source, line, "not a Kubernetes object: no kind")
+        problem = _not_a_name("kind", kind, "Deployment")
+        yield Problem(name, source, line, f"not a Kubernetes object: {problem}")
     elif kind.endswith("List") and isinstance(body.get("items"), list):
         yield from _items(name, source, line, body, item_lines())
     elif kind.endswith("List") and body.get("items") is not None:
@@ -377,6 +379,15 @@ def _objects(
         yield Problem(name, source, line, problem)
     else:
         yield Document(name, source, line, body)
+
+
+def _not_a_name(field: str, value: Any, example: str) -> str:
+    """What is wrong with an apiVersion or kind that is missing, empty or not text."""
+    if value is None or value == "":
+        return f"no {field}"
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    return f"its {field} is a {_type_name(value)} ({shown}), not text such as {example}"
 
 
 def _plain_object(body: Any) -> bool:
@@ -428,5 +439,12 @@ def _node_item_lines(node: yaml.Node, offset: int) -> list[int]:
 
 
 def _type_name(value: Any) -> str:
-    names = {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}
+    names = {
+        list: "list",
+        dict: "mapping",
+        str: "string",
+        int: "number",
+        float: "number",
+        bool: "boolean",
+    }
     return names.get(type(value), type(value).__name__)
