@@ -356,6 +356,29 @@ def test_unusable_pair_is_refused_and_the_old_one_kept(
         assert client.get("/readyz").status_code == 200
 
 
+def test_files_that_vanish_are_logged_once_and_their_return_is_logged(
+    volume: SecretVolume, start: Callable[[], Served], tmp_path: Path
+) -> None:
+    """A Secret whose files are gone (deleted, being recreated) is logged as unreadable
+    once, not at every poll; the old pair is served meanwhile, and the files' return is
+    logged and a new pair in them served."""
+    old, new = certs(tmp_path / "old"), certs(tmp_path / "new")
+    volume.publish(old)
+    served = start()
+    (volume.root / "..data").unlink()
+    wait_for(lambda: bool(served.events("certificate_unreadable")), "certificate_unreadable")
+    time.sleep(5 * float(POLL))
+    assert len(served.events("certificate_unreadable")) == 1
+    assert peer_serial(served.port, trusting(old["ca.crt"])) == serial_of(old["tls.crt"])
+
+    volume.publish(new)
+    wait_for(lambda: bool(served.events("certificate_readable")), "certificate_readable")
+    wait_for(
+        lambda: peer_serial(served.port, trusting(new["ca.crt"])) == serial_of(new["tls.crt"]),
+        "the new pair served",
+    )
+
+
 def test_serve_refuses_to_start_with_an_expired_pair(volume: SecretVolume) -> None:
     """Starting on an expired pair exits 2 with a message, instead of serving it."""
     volume.publish(self_signed(not_after=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)))

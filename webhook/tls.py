@@ -78,6 +78,7 @@ class CertificateReloader:
         self._factory = context_factory
         self._current: ssl.SSLContext | None = None
         self._fingerprint = b""
+        self._unreadable = ""  # why the files could not be read at the last poll, if so
         context.sni_callback = self._select
 
     @property
@@ -154,8 +155,13 @@ class CertificateReloader:
         try:
             *_, fingerprint = self._read()
         except OSError as error:
-            log.warning("certificate_unreadable", path=str(self.folder), error=str(error))
+            if str(error) != self._unreadable:  # once, not at every poll while it lasts
+                log.warning("certificate_unreadable", path=str(self.folder), error=str(error))
+                self._unreadable = str(error)
             return False
+        if self._unreadable:
+            log.info("certificate_readable", path=str(self.folder))
+            self._unreadable = ""
         if fingerprint == self._fingerprint:
             return False
         try:
