@@ -233,6 +233,10 @@ def test_keys_are_private_whatever_the_umask_and_leftovers(tmp_path: Path) -> No
         pytest.param(["--days", "0"], "--days must be between 1 and 36500", id="zero-days"),
         pytest.param(["--days", "99999999"], "--days must be between 1 and", id="absurd-days"),
         pytest.param(["--host", ""], "host name must be non-empty", id="empty-host"),
+        pytest.param(["--host", "not a host!"], "is neither a DNS name", id="spaces-in-host"),
+        pytest.param(["--host", "a..b"], "is neither a DNS name", id="empty-label"),
+        pytest.param(["--host=-a.example"], "is neither a DNS name", id="leading-hyphen"),
+        pytest.param(["--host", "x" * 64 + ".example"], "is neither", id="label-too-long"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_message(

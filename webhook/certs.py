@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,11 +63,24 @@ def service_hosts(service: str, namespace: str, extra: tuple[str, ...] = ()) -> 
     return list(dict.fromkeys(names))
 
 
+# A DNS name as certificates carry it (RFC 1123 labels, a leading `*.` for a wildcard).
+_DNS_NAME = re.compile(
+    r"(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+
+
 def _general_name(host: str) -> x509.GeneralName:
     try:
         return x509.IPAddress(ipaddress.ip_address(host))
     except ValueError:
-        return x509.DNSName(host)
+        pass
+    if len(host) > 253 or not _DNS_NAME.fullmatch(host):
+        raise CertificateError(
+            f"{host!r} is neither a DNS name (letters, digits, hyphens and dots, such as "
+            "bulwark.bulwark-system.svc) nor an IP address"
+        )
+    return x509.DNSName(host)
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
