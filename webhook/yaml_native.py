@@ -67,8 +67,9 @@ _AFTER_FLOW = re.compile(r"[\]}](?![ ]*(?:[,\]}]|$)|[ ]+#)")
 # A sequence entry after a quoted scalar on its line (`- "run"  - "x"`): libyaml refuses
 # it, rapidyaml reads two items.
 _DASH_AFTER_QUOTE = re.compile(r"[\"'][ ]+-(?=[ \n]|\Z)")
-# In rapidyaml's JSON, only where a string starts with a space (see `_parse`); a regular
-# expression finds this pair of characters in half the time `bytearray.find` takes.
+# In rapidyaml's JSON, where a string starts with a space (see `_parse`), or holds an
+# escaped quote before one; a regular expression finds this pair of characters in half the
+# time `bytearray.find` takes.
 _QUOTE_THEN_SPACE = re.compile(rb'" ')
 # A quote closing before `: `; when it closes a scalar opened on an earlier line, that
 # scalar is a key over two lines (`"x\n  y": z`), which YAML refuses and rapidyaml reads.
@@ -334,10 +335,9 @@ def _parse(data: bytes) -> Any:
         raise Unsupported(f"rapidyaml: {type(error).__name__}") from None
     _tree = tree
     if leading_space:
-        # A string that starts with a space (the only place rapidyaml's JSON has a quote
-        # before a space). No plain scalar does, yet rapidyaml reads a line indented past
-        # the scalar item of an indentless sequence (`a:` `- "x"` `  b: y`, or `- {x: 1}`)
-        # as the key "  b", where libyaml refuses the document. Quoted ones are rare
-        # enough to leave to the exact readers too.
+        # A string that starts with a space (or holds `" `). No plain scalar starts with
+        # one, yet rapidyaml reads a line indented past the scalar item of an indentless
+        # sequence (`a:` `- "x"` `  b: y`, or `- {x: 1}`) as the key "  b", where libyaml
+        # refuses the document. Quoted ones are rare enough to leave to the exact readers.
         raise Unsupported("a string that starts with a space")
     return value
