@@ -163,6 +163,27 @@ def test_a_colon_before_a_question_mark_in_a_flow_is_left_to_libyaml(text: str) 
         yaml_subset.load(text)
 
 
+@pytest.mark.parametrize(
+    ("template", "around"),
+    [
+        pytest.param("{key}: v\n", 0, id="plain"),
+        pytest.param('"{key}": v\n', 2, id="double-quoted"),
+        pytest.param("a:\n- {key}: v\n", 0, id="in-a-sequence-item"),
+        pytest.param("a: {{{key}: v}}\n", 0, id="in-a-flow-mapping"),
+        pytest.param('a: {{"{key}"  : v}}\n', 4, id="quoted-and-spaced-in-a-flow-mapping"),
+    ],
+)
+def test_a_key_longer_than_libyaml_allows_is_left_to_it(template: str, around: int) -> None:
+    """libyaml refuses a key whose `:` stands more than 1024 characters after its start
+    (quotes and spaces count); the fast path must not read one, and reads a shorter one."""
+    too_long = template.format(key="k" * (1025 - around))
+    with pytest.raises(yaml.YAMLError):
+        yaml.load(too_long, Loader=yaml.CSafeLoader)
+    with pytest.raises(yaml_subset.Unsupported):
+        yaml_subset.load(too_long)
+    assert assert_agrees(template.format(key="k" * (1024 - around)))
+
+
 def _fixture_files(shared: Path) -> list[Path]:
     psa = shared / "fixtures/pod-security-admission/test/testdata"
     files = sorted(psa.glob("*/v1.37/*/*.yaml"))

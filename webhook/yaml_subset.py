@@ -29,6 +29,8 @@ __all__ = ["MAX_DEPTH", "Unsupported", "load"]
 
 # Deeper documents go to libyaml, which has its own limit and a clear error.
 MAX_DEPTH = 64
+# libyaml refuses a key whose `:` stands more than this many characters after its start.
+MAX_KEY_LENGTH = 1024
 
 _KEY = re.compile(
     r"""(?:([^\s#'"&*!|>%@`{}\[\],?:<=-][^\s:#{}\[\],]*)|"([^"\\]*)"|'((?:[^']|'')*)'):(?: +|$)"""
@@ -147,15 +149,15 @@ def _flow_node(text: str, index: int, stops: str, depth: int) -> tuple[Any, int]
 
 def _flow_key(text: str, index: int) -> tuple[Any, int]:
     """A flow mapping's key and the index after its `:`."""
-    index = _skip_spaces(text, index)
+    start = index = _skip_spaces(text, index)
     if index < len(text) and text[index] in "'\"":
         key, index = _quoted(text, index)
         index = _skip_spaces(text, index)
-        if not text.startswith(":", index):
+        if not text.startswith(":", index) or index - start > MAX_KEY_LENGTH:
             raise Unsupported(text)
         return key, index + 1
     match = _FLOW_KEY.match(text, index)
-    if match is None:
+    if match is None or match.end(1) - start > MAX_KEY_LENGTH:
         raise Unsupported(text)
     return _plain(match.group(1)), match.end()
 
@@ -268,6 +270,9 @@ def _mapping(lines: _Lines, indent: int, depth: int) -> dict[Any, Any]:
         if match is None:
             raise Unsupported(text)
         plain, double, single = match.groups()
+        colon = match.end(1) if plain is not None else match.end(2 if single is None else 3) + 1
+        if colon > MAX_KEY_LENGTH:
+            raise Unsupported(text)
         if plain is not None:
             key = _plain(plain)
         else:
