@@ -573,3 +573,47 @@ def test_a_worker_freezes_its_start_up_heap_and_collects_young_objects_less_ofte
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.split() == ["True", "True", "True"]
+
+
+def _tls_connection(server: LiveServer) -> ssl.SSLSocket:
+    context = ssl.create_default_context(cafile=server.ca)
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    return context.wrap_socket(raw, server_hostname="localhost")
+
+
+def _closed_within(connection: ssl.SSLSocket, seconds: float, *, trickle: bool) -> float | None:
+    """When the server closed `connection` (seconds from now), sending a header byte every
+    0.2 s if `trickle`; None if it was still open after `seconds`."""
+    started = time.monotonic()
+    connection.settimeout(0.2)
+    while time.monotonic() - started < seconds:
+        try:
+            if trickle:
+                connection.sendall(b"x")
+            if connection.recv(1024) == b"":
+                return time.monotonic() - started
+        except TimeoutError:
+            continue
+        except (ConnectionError, ssl.SSLError):
+            return time.monotonic() - started
+    return None
+
+
+def test_a_request_that_does_not_arrive_whole_in_time_is_cut_off(tmp_path: Path) -> None:
+    """A peer that sends nothing, or its headers a byte at a time, loses its connection
+    after --request-read-seconds and it is logged; requests that arrive whole are served,
+    on a kept-alive connection idle for longer than that too."""
+    with live_server(tmp_path, "--request-read-seconds", "1", "--drain-seconds", "1") as server:
+        silent, trickling = _tls_connection(server), _tls_connection(server)
+        trickling.sendall(b"POST /validate HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        with server.client() as client:
+            assert client.get("/healthz").status_code == 200
+            time.sleep(1.5)  # the kept-alive connection idles past the read deadline
+            answer = client.post("/validate", json=review(pod(), uid="whole"))
+            assert answer.json()["response"]["uid"] == "whole"
+        closed_silent = _closed_within(silent, 5, trickle=False)
+        closed_trickling = _closed_within(trickling, 5, trickle=True)
+        log = server.log()
+    assert closed_silent is not None, "a connection that sent nothing stayed open"
+    assert closed_trickling is not None, "a request trickling in held its connection"
+    assert log.count('"request_read_timeout"') >= 2

@@ -70,6 +70,7 @@ def _serve(args: argparse.Namespace) -> int:
             max_body_bytes=args.max_body_bytes,
             drain_seconds=args.drain_seconds,
             cert_poll_seconds=args.cert_poll_seconds,
+            request_read_seconds=args.request_read_seconds,
             kubeconfig=args.kubeconfig,
             service=args.service,
             namespace=args.namespace,
@@ -144,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_bounded(float, 0.1, 3600),
         default=5.0,
         help="how often the certificate files are checked for a new pair",
+    )
+    serve.add_argument(
+        "--request-read-seconds",
+        type=_bounded(float, 0.1, 600),
+        default=10.0,
+        help="how long a request may take to arrive whole before its connection is closed",
     )
     serve.add_argument("--kubeconfig", help="kubeconfig for the role cache (default: in-cluster)")
     serve.add_argument(

@@ -31,6 +31,7 @@ from webhook.app import DEFAULT_MAX_BODY_BYTES, ServerState, create_app
 from webhook.certs import ensure_serving_pair, service_hosts
 from webhook.config import load_settings
 from webhook.errors import BulwarkError
+from webhook.read_deadline import DEFAULT_READ_SECONDS, ReadDeadlineProtocol, with_read_deadline
 from webhook.tls import CertificateReloader, server_context
 from webhook.verdict import Object, RoleSource
 
@@ -41,7 +42,7 @@ log = logs.get_logger("bulwark.server")
 # one fail at start rather than fall back to the pure-Python loop and parser unnoticed.
 UVICORN_OPTIONS: dict[str, Any] = {
     "loop": "uvloop",
-    "http": "httptools",
+    "http": ReadDeadlineProtocol,  # httptools, with a deadline to read each request
     "log_config": None,
     "access_log": False,
     "server_header": False,
@@ -49,12 +50,6 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "proxy_headers": False,
     "timeout_keep_alive": 30,  # the API server reuses connections; don't make it redial
 }
-# Known shortcoming: uvicorn has no timeout for a request's headers or body, so a peer that
-# sends half a request holds its connection open (measured: 200 such connections left
-# /healthz answering in ~20 ms). The API server never does this, and the NetworkPolicy in
-# manifests/ keeps others out of the port only as far as the cluster's CNI enforces it.
-# The way out is a read deadline in the HTTP protocol class (uvicorn's `http` option
-# accepts one) once a release of uvicorn offers it, or a proxy in front that has one.
 
 
 @dataclass(frozen=True)
@@ -68,6 +63,7 @@ class ServeOptions:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     drain_seconds: float = 20.0
     cert_poll_seconds: float = 5.0
+    request_read_seconds: float = DEFAULT_READ_SECONDS
     kubeconfig: str | None = None
     service: str = "bulwark"
     namespace: str = "bulwark-system"
@@ -194,7 +190,7 @@ def build_worker(options: ServeOptions) -> tuple[Starlette, uvicorn.Config, Serv
         ssl_keyfile=str(reloader.key_path),
         timeout_graceful_shutdown=math.ceil(options.drain_seconds),
         lifespan="on",
-        **UVICORN_OPTIONS,
+        **{**UVICORN_OPTIONS, "http": with_read_deadline(options.request_read_seconds)},
     )
     config.load()
     config.ssl = context  # the reloader's context, so new pairs reach new handshakes

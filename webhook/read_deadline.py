@@ -1,0 +1,78 @@
+"""A deadline for reading each request whole, which uvicorn does not have.
+
+uvicorn closes a connection that stays idle between requests (its keep-alive timeout), but
+none that has begun a request and sends the rest slowly, or never: a peer that opens
+connections and sends a few bytes now and then ("slowloris") holds them all open. The API
+server sends each review whole as soon as it has connected, so `read_seconds` after a
+connection opens, or after the first byte of a request on a kept-alive one, a request
+that has not fully arrived is not coming from it: the connection is closed and the event
+logged. Handling a request that has arrived is not limited.
+
+It is uvicorn's httptools protocol with three of its parser callbacks extended; tests in
+tests/test_server.py hold it to a real server, so a uvicorn release that renames them
+fails there rather than in a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from webhook import logs
+
+log = logs.get_logger("bulwark.server")
+
+# The API server's own timeout for a webhook call is 10 s by default (30 s at most); a
+# request it sends arrives within milliseconds of the connection.
+DEFAULT_READ_SECONDS = 10.0
+
+
+class ReadDeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, closing connections whose request is not read in time."""
+
+    read_seconds = DEFAULT_READ_SECONDS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._read_deadline is None:  # a request on a kept-alive connection
+            self._arm()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._read_deadline = self.loop.call_later(self.read_seconds, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._read_deadline is not None:
+            self._read_deadline.cancel()
+            self._read_deadline = None
+
+    def _too_slow(self) -> None:
+        self._read_deadline = None
+        if not self.transport.is_closing():
+            client = f"{self.client[0]}:{self.client[1]}" if self.client else "unknown"
+            log.warning("request_read_timeout", client=client, seconds=self.read_seconds)
+            self.transport.close()
+
+
+def with_read_deadline(seconds: float) -> type[ReadDeadlineProtocol]:
+    """The protocol class for uvicorn's `http` option, with a deadline of `seconds`."""
+    if seconds == DEFAULT_READ_SECONDS:
+        return ReadDeadlineProtocol
+    return type("ReadDeadlineProtocol", (ReadDeadlineProtocol,), {"read_seconds": seconds})
