@@ -4,9 +4,19 @@ uvicorn closes a connection that stays idle between requests (its keep-alive tim
 none that has begun a request and sends the rest slowly, or never: a peer that opens
 connections and sends a few bytes now and then ("slowloris") holds them all open. The API
 server sends each review whole as soon as it has connected, so `read_seconds` after a
-connection opens, or after the first byte of a request on a kept-alive one, a request
-that has not fully arrived is not coming from it: the connection is closed and the event
-logged. Handling a request that has arrived is not limited.
+connection's TLS handshake, or after the first byte of a request on a kept-alive one, a
+request that has not fully arrived is not coming from it: the connection is dropped and
+the event logged. Handling a request that has arrived is not limited.
+
+Known shortcomings, both outside what the API server does:
+- The TLS handshake itself is bounded only by the event loop's 60 s handshake timeout
+  (a peer that connects and sends nothing holds its connection that long); uvicorn
+  passes no `ssl_handshake_timeout` to the loop. The way out is that option in uvicorn,
+  or a proxy in front with a shorter one.
+- A pipelined request whose body waits while the one before it is answered (uvicorn
+  stops reading meanwhile) runs on the same clock; if answering took longer than
+  `read_seconds`, the connection would be dropped with that answer. Admission answers
+  take milliseconds, and the API server does not pipeline.
 
 It is uvicorn's httptools protocol with three of its parser callbacks extended; tests in
 tests/test_server.py hold it to a real server, so a uvicorn release that renames them
@@ -68,7 +78,9 @@ class ReadDeadlineProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():
             client = f"{self.client[0]}:{self.client[1]}" if self.client else "unknown"
             log.warning("request_read_timeout", client=client, seconds=self.read_seconds)
-            self.transport.close()
+            # Not close(): over TLS it waits up to 30 s more for the peer to acknowledge,
+            # which a slow peer never does, and a drain would wait for it too.
+            self.transport.abort()
 
 
 def with_read_deadline(seconds: float) -> type[ReadDeadlineProtocol]:
