@@ -132,6 +132,12 @@ def test_an_invalid_file_is_refused_naming_the_key(document: object, named: str)
             id="duplicate-key",
         ),
         pytest.param("? [a, b]\n: 1\n", "found unhashable key", id="list-as-key"),
+        pytest.param(
+            f"mutation: {{fsGroup: {'1' * 5000}}}\n",
+            "an integer of more than 4300 digits",
+            id="integer-too-long",
+        ),
+        pytest.param("exemptNamespaces: [2024-02-30]\n", "day is out of range", id="no-such-day"),
         pytest.param("podSecurity:\n  ? {a: 1}\n  : x\n", "found unhashable key", id="map-as-key"),
     ],
 )

@@ -562,6 +562,20 @@ def test_a_bad_configuration_or_operation_exits_2() -> None:
         ),
         pytest.param(
             "x.yaml",
+            f"apiVersion: v1\nkind: Pod\nspec:\n  securityContext: {{runAsUser: {'9' * 5000}}}\n",
+            "x.yaml#0 (line 1)",
+            "not valid YAML: a value that cannot be read (an integer of more than 4300 digits)",
+            id="integer-too-long",
+        ),
+        pytest.param(
+            "x.yaml",
+            "apiVersion: v1\nkind: ConfigMap\ndata:\n  since: 2024-13-45\n",
+            "x.yaml#0 (line 1)",
+            "not valid YAML: a value that cannot be read (month must be in 1..12)",
+            id="date-that-does-not-exist",
+        ),
+        pytest.param(
+            "x.yaml",
             "apiVersion: 5\nkind: Pod\n",
             "x.yaml#0 (line 1)",
             "its apiVersion is a number (5), not text such as apps/v1",

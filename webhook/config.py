@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, cast
 
-from webhook.errors import ConfigError
+from webhook.errors import ConfigError, unbuildable_value
 from webhook.quantity import InvalidQuantity, parse_quantity
 from webhook.verdict import Enforcement
 
@@ -279,6 +279,8 @@ def load_settings(path: str | Path | None) -> Settings:
         data = yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    except ValueError as error:
+        raise ConfigError(f"{path}: not valid YAML: {unbuildable_value(error)}") from None
     return settings_from_mapping(data, source=str(path))
 
 

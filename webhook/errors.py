@@ -37,3 +37,14 @@ class CertificateError(BulwarkError):
 
 class KubeUnavailable(BulwarkError):
     """The Kubernetes API cannot be configured or reached (kubeconfig, network, auth)."""
+
+
+def unbuildable_value(error: ValueError) -> str:
+    """What a ValueError raised while PyYAML builds a value means, for a message.
+
+    PyYAML raises it, not a YAMLError, for a date that does not exist (`2024-13-45`) and
+    for an integer longer than Python converts (4300 digits).
+    """
+    if "integer string conversion" in str(error):
+        return "a value that cannot be read (an integer of more than 4300 digits)"
+    return f"a value that cannot be read ({error})"

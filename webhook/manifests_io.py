@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from webhook import yaml_native
+from webhook.errors import unbuildable_value
 from webhook.yaml_declined import UNSUPPORTED_CHARACTERS, Unsupported
 
 if TYPE_CHECKING:
@@ -285,6 +286,10 @@ def _slow(name: str, chunk: str, offset: int, index: int) -> tuple[list[Item], i
         index += 1
     except RecursionError:
         items.append(Problem(name, f"{name}#{index}", offset + 1, "nested too deeply to be read"))
+        index += 1
+    except ValueError as error:  # a date that does not exist, an integer too long
+        message = f"not valid YAML: {unbuildable_value(error)}"
+        items.append(Problem(name, f"{name}#{index}", offset + 1, message))
         index += 1
     finally:
         loader.dispose()

@@ -64,7 +64,10 @@ def _plain(text: str) -> Any:
     if tag == _STR:
         value: Any = text
     elif tag in _CONSTRUCTORS:
-        value = _CONSTRUCTORS[tag](_constructor, ScalarNode(tag, text))
+        try:
+            value = _CONSTRUCTORS[tag](_constructor, ScalarNode(tag, text))
+        except ValueError:  # `2024-13-45`, 5000 digits: libyaml's reader reports it
+            raise Unsupported(text) from None
     else:  # the merge key `<<` and the value key `=`
         raise Unsupported(tag)
     if len(_resolved) > 8192:
