@@ -617,3 +617,27 @@ def test_a_request_that_does_not_arrive_whole_in_time_is_cut_off(tmp_path: Path)
     assert closed_silent is not None, "a connection that sent nothing stayed open"
     assert closed_trickling is not None, "a request trickling in held its connection"
     assert log.count('"request_read_timeout"') >= 2
+
+
+def test_a_connection_that_never_finishes_its_tls_handshake_is_dropped(tmp_path: Path) -> None:
+    """A peer that connects and sends nothing, or half a ClientHello, loses the connection
+    after the handshake deadline (10 s), not the event loop's default 60 s."""
+    with live_server(tmp_path, "--drain-seconds", "1") as server:
+        silent = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        half = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        half.sendall(bytes.fromhex("160301020001"))  # the start of a ClientHello record
+        started = time.monotonic()
+        assert _dropped(silent)
+        assert _dropped(half)
+        waited = time.monotonic() - started
+        silent.close()
+        half.close()
+    assert waited < 30, f"held for {waited:.0f} s"
+
+
+def _dropped(connection: socket.socket) -> bool:
+    """Whether the server ended `connection` (closed or reset) before its timeout."""
+    try:
+        return connection.recv(1) == b""
+    except ConnectionError:
+        return True

@@ -8,11 +8,11 @@ connection's TLS handshake, or after the first byte of a request on a kept-alive
 request that has not fully arrived is not coming from it: the connection is dropped and
 the event logged. Handling a request that has arrived is not limited.
 
-Known shortcomings, both outside what the API server does:
-- The TLS handshake itself is bounded only by the event loop's 60 s handshake timeout
-  (a peer that connects and sends nothing holds its connection that long); uvicorn
-  passes no `ssl_handshake_timeout` to the loop. The way out is that option in uvicorn,
-  or a proxy in front with a shorter one.
+The TLS handshake before that has a deadline of its own, `HANDSHAKE_SECONDS`: uvicorn
+passes none to the event loop, whose default is 60 s, so `event_loop` makes uvicorn's
+uvloop loop with one (uvicorn's `loop` option takes such a factory).
+
+Known shortcoming, outside what the API server does:
 - A pipelined request whose body waits while the one before it is answered (uvicorn
   stops reading meanwhile) runs on the same clock; if answering took longer than
   `read_seconds`, the connection would be dropped with that answer. Admission answers
@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import uvloop
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from webhook import logs
@@ -37,6 +38,8 @@ log = logs.get_logger("bulwark.server")
 # The API server's own timeout for a webhook call is 10 s by default (30 s at most); a
 # request it sends arrives within milliseconds of the connection.
 DEFAULT_READ_SECONDS = 10.0
+# A TLS handshake with the API server takes milliseconds.
+HANDSHAKE_SECONDS = 10.0
 
 
 class ReadDeadlineProtocol(HttpToolsProtocol):
@@ -88,3 +91,16 @@ def with_read_deadline(seconds: float) -> type[ReadDeadlineProtocol]:
     if seconds == DEFAULT_READ_SECONDS:
         return ReadDeadlineProtocol
     return type("ReadDeadlineProtocol", (ReadDeadlineProtocol,), {"read_seconds": seconds})
+
+
+class _HandshakeDeadlineLoop(uvloop.Loop):
+    """uvloop's loop, whose servers give a TLS handshake `HANDSHAKE_SECONDS` to finish."""
+
+    async def create_server(self, *args: Any, **kwargs: Any) -> Any:  # uvloop's own Server
+        kwargs.setdefault("ssl_handshake_timeout", HANDSHAKE_SECONDS)
+        return await super().create_server(*args, **kwargs)
+
+
+def event_loop() -> asyncio.AbstractEventLoop:
+    """The event loop for uvicorn's `loop` option (as "webhook.read_deadline:event_loop")."""
+    return _HandshakeDeadlineLoop()

@@ -41,7 +41,7 @@ log = logs.get_logger("bulwark.server")
 # server). uvloop and httptools come with uvicorn[standard]; naming them makes a missing
 # one fail at start rather than fall back to the pure-Python loop and parser unnoticed.
 UVICORN_OPTIONS: dict[str, Any] = {
-    "loop": "uvloop",
+    "loop": "webhook.read_deadline:event_loop",  # uvloop, with a TLS handshake deadline
     "http": ReadDeadlineProtocol,  # httptools, with a deadline to read each request
     "log_config": None,
     "access_log": False,
