@@ -641,3 +641,43 @@ def _dropped(connection: socket.socket) -> bool:
         return connection.recv(1) == b""
     except ConnectionError:
         return True
+
+
+def test_a_pipelined_request_waiting_behind_a_slow_answer_keeps_its_connection(
+    tmp_path: Path,
+) -> None:
+    """A request pipelined behind one that takes longer to answer than the read deadline
+    is not cut off for the wait (uvicorn reads nothing meanwhile): both are answered."""
+    manifests = "---\n".join(
+        f"apiVersion: v1\nkind: Pod\nmetadata: {{name: p{n}}}\n"
+        "spec:\n  containers:\n  - name: c\n    image: x\n"
+        for n in range(3000)
+    ).encode()
+    slow = (
+        b"POST /evaluate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/yaml\r\n"
+        b"Content-Length: " + str(len(manifests)).encode() + b"\r\n\r\n" + manifests
+    )
+    waiting = (
+        b"POST /evaluate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 2\r\n\r\n"
+    )
+    with live_server(tmp_path, "--request-read-seconds", "0.2", "--drain-seconds", "1") as server:
+        connection = _tls_connection(server)
+        connection.sendall(slow + waiting + b"{")  # the second body's first byte of two
+        connection.settimeout(20)
+        answers = b""
+        while answers.count(b"HTTP/1.1 ") < 1 or b'"summary"' not in answers:
+            chunk = connection.recv(65536)
+            assert chunk, "the connection was dropped before the first answer"
+            answers += chunk
+        connection.sendall(b"}")
+        while answers.count(b"HTTP/1.1 ") < 2 or not answers.endswith(b"}"):
+            chunk = connection.recv(65536)
+            assert chunk, "the connection was dropped before the second answer"
+            answers += chunk
+        connection.close()
+    first, second = answers.split(b"HTTP/1.1 ")[1:]
+    assert first.startswith(b"200")
+    assert b'"objects":3000' in first
+    assert second.startswith(b"400")
+    assert b"no apiVersion" in second

@@ -12,11 +12,9 @@ The TLS handshake before that has a deadline of its own, `HANDSHAKE_SECONDS`: uv
 passes none to the event loop, whose default is 60 s, so `event_loop` makes uvicorn's
 uvloop loop with one (uvicorn's `loop` option takes such a factory).
 
-Known shortcoming, outside what the API server does:
-- A pipelined request whose body waits while the one before it is answered (uvicorn
-  stops reading meanwhile) runs on the same clock; if answering took longer than
-  `read_seconds`, the connection would be dropped with that answer. Admission answers
-  take milliseconds, and the API server does not pipeline.
+A pipelined request (the API server sends none) that waits while the one before it is
+answered, with uvicorn reading nothing meanwhile, gets a new `read_seconds` each time its
+deadline passes during that wait.
 
 It is uvicorn's httptools protocol with three of its parser callbacks extended; tests in
 tests/test_server.py hold it to a real server, so a uvicorn release that renames them
@@ -78,6 +76,11 @@ class ReadDeadlineProtocol(HttpToolsProtocol):
 
     def _too_slow(self) -> None:
         self._read_deadline = None
+        if self.pipeline:
+            # This request waits behind one being answered, and uvicorn stops reading
+            # meanwhile: its peer is not the slow one. Its clock starts again.
+            self._arm()
+            return
         if not self.transport.is_closing():
             client = f"{self.client[0]}:{self.client[1]}" if self.client else "unknown"
             log.warning("request_read_timeout", client=client, seconds=self.read_seconds)
