@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -643,15 +644,17 @@ def _dropped(connection: socket.socket) -> bool:
         return True
 
 
+@pytest.mark.parametrize("cut", [20, -1], ids=["in-its-headers", "in-its-body"])
 def test_a_pipelined_request_waiting_behind_a_slow_answer_keeps_its_connection(
-    tmp_path: Path,
+    tmp_path: Path, cut: int
 ) -> None:
-    """A request pipelined behind one that takes longer to answer than the read deadline
-    is not cut off for the wait (uvicorn reads nothing meanwhile): both are answered."""
+    """A request pipelined behind one that takes longer to answer than the read deadline,
+    and sent only in part until that answer comes, is not cut off for the wait: both are
+    answered."""
     manifests = "---\n".join(
         f"apiVersion: v1\nkind: Pod\nmetadata: {{name: p{n}}}\n"
         "spec:\n  containers:\n  - name: c\n    image: x\n"
-        for n in range(3000)
+        for n in range(6000)
     ).encode()
     slow = (
         b"POST /evaluate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/yaml\r\n"
@@ -659,25 +662,47 @@ def test_a_pipelined_request_waiting_behind_a_slow_answer_keeps_its_connection(
     )
     waiting = (
         b"POST /evaluate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-        b"Content-Length: 2\r\n\r\n"
+        b"Content-Length: 2\r\n\r\n{}"
     )
     with live_server(tmp_path, "--request-read-seconds", "0.2", "--drain-seconds", "1") as server:
         connection = _tls_connection(server)
-        connection.sendall(slow + waiting + b"{")  # the second body's first byte of two
         connection.settimeout(20)
-        answers = b""
-        while answers.count(b"HTTP/1.1 ") < 1 or b'"summary"' not in answers:
-            chunk = connection.recv(65536)
-            assert chunk, "the connection was dropped before the first answer"
-            answers += chunk
-        connection.sendall(b"}")
-        while answers.count(b"HTTP/1.1 ") < 2 or not answers.endswith(b"}"):
-            chunk = connection.recv(65536)
-            assert chunk, "the connection was dropped before the second answer"
-            answers += chunk
+        reader = connection.makefile("rb")
+        connection.sendall(slow + waiting[:cut])
+        first = _read_response(reader)
+        connection.sendall(waiting[cut:])
+        second = _read_response(reader)
         connection.close()
-    first, second = answers.split(b"HTTP/1.1 ")[1:]
-    assert first.startswith(b"200")
-    assert b'"objects":3000' in first
-    assert second.startswith(b"400")
-    assert b"no apiVersion" in second
+    assert first[0] == 200
+    assert b'"objects":6000' in first[1]
+    assert second[0] == 400
+    assert b"no apiVersion" in second[1]
+
+
+def _read_response(reader: Any) -> tuple[int, bytes]:
+    """The status and body of the next HTTP/1.1 response on `reader` (by Content-Length)."""
+    status_line = reader.readline()
+    assert status_line, "the connection was dropped before the answer"
+    length = 0
+    while (header := reader.readline()) not in (b"\r\n", b""):
+        name, _, value = header.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return int(status_line.split()[1]), reader.read(length)
+
+
+def test_an_idle_kept_alive_client_does_not_hold_the_drain(tmp_path: Path) -> None:
+    """A client that keeps its connection idle and never answers the TLS close (httpx's
+    pool does not) lets the server exit well before --drain-seconds runs out."""
+    server = LiveServer(tmp_path, "--drain-seconds", "20")
+    try:
+        server.wait_ready()
+        with server.client() as client:
+            assert client.get("/healthz").status_code == 200
+            started = time.monotonic()
+            status = server.terminate(timeout=40)
+            took = time.monotonic() - started
+    finally:
+        server.terminate()
+    assert status == 0
+    assert took < 12, f"the drain waited {took:.1f} s for an idle client"

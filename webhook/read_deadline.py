@@ -12,11 +12,14 @@ The TLS handshake before that has a deadline of its own, `HANDSHAKE_SECONDS`: uv
 passes none to the event loop, whose default is 60 s, so `event_loop` makes uvicorn's
 uvloop loop with one (uvicorn's `loop` option takes such a factory).
 
-A pipelined request (the API server sends none) that waits while the one before it is
-answered, with uvicorn reading nothing meanwhile, gets a new `read_seconds` each time its
-deadline passes during that wait.
+A pipelined request (the API server sends none) is not timed while the one before it is
+being answered: its deadline starts again when that answer has been sent.
 
-It is uvicorn's httptools protocol with three of its parser callbacks extended; tests in
+The event loop also gives a peer `SHUTDOWN_SECONDS` to answer the TLS close of a
+connection (its default, 30 s, held a drain that long for each idle kept-alive client
+that never answers it, as most HTTP client libraries' idle pooled connections do not).
+
+It is uvicorn's httptools protocol with a few of its callbacks extended; tests in
 tests/test_server.py hold it to a real server, so a uvicorn release that renames them
 fails there rather than in a cluster.
 """
@@ -38,6 +41,8 @@ log = logs.get_logger("bulwark.server")
 DEFAULT_READ_SECONDS = 10.0
 # A TLS handshake with the API server takes milliseconds.
 HANDSHAKE_SECONDS = 10.0
+# How long a TLS close waits for the peer's close_notify before the connection is dropped.
+SHUTDOWN_SECONDS = 2.0
 
 
 class ReadDeadlineProtocol(HttpToolsProtocol):
@@ -62,9 +67,22 @@ class ReadDeadlineProtocol(HttpToolsProtocol):
         self._disarm()
         super().on_message_complete()
 
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._read_deadline is not None:  # a request waited behind this answer
+            self._disarm()
+            self._arm()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def _waiting_on_an_answer(self) -> bool:
+        """Whether the request being read is pipelined behind one still being answered:
+        queued with its headers read (uvicorn reads nothing more meanwhile), or with them
+        still arriving after a request read whole."""
+        answering = self.cycle is not None and not self.cycle.response_complete
+        return bool(self.pipeline) or (answering and not self.cycle.more_body)
 
     def _arm(self) -> None:
         self._read_deadline = self.loop.call_later(self.read_seconds, self._too_slow)
@@ -76,10 +94,8 @@ class ReadDeadlineProtocol(HttpToolsProtocol):
 
     def _too_slow(self) -> None:
         self._read_deadline = None
-        if self.pipeline:
-            # This request waits behind one being answered, and uvicorn stops reading
-            # meanwhile: its peer is not the slow one. Its clock starts again.
-            self._arm()
+        if self._waiting_on_an_answer():
+            self._arm()  # its peer is not the slow one: its clock starts again
             return
         if not self.transport.is_closing():
             client = f"{self.client[0]}:{self.client[1]}" if self.client else "unknown"
@@ -97,10 +113,12 @@ def with_read_deadline(seconds: float) -> type[ReadDeadlineProtocol]:
 
 
 class _HandshakeDeadlineLoop(uvloop.Loop):
-    """uvloop's loop, whose servers give a TLS handshake `HANDSHAKE_SECONDS` to finish."""
+    """uvloop's loop, whose servers give a TLS handshake `HANDSHAKE_SECONDS` to finish and
+    a TLS close `SHUTDOWN_SECONDS`."""
 
     async def create_server(self, *args: Any, **kwargs: Any) -> Any:  # uvloop's own Server
         kwargs.setdefault("ssl_handshake_timeout", HANDSHAKE_SECONDS)
+        kwargs.setdefault("ssl_shutdown_timeout", SHUTDOWN_SECONDS)
         return await super().create_server(*args, **kwargs)
 
 
