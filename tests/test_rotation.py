@@ -365,11 +365,13 @@ def test_files_that_vanish_are_logged_once_and_their_return_is_logged(
     old, new = certs(tmp_path / "old"), certs(tmp_path / "new")
     volume.publish(old)
     served = start()
+    old_serial = serial_of(old["tls.crt"])
+    wait_for(lambda: peer_serial(served.port, trusting(old["ca.crt"])) == old_serial, "old")
     (volume.root / "..data").unlink()
     wait_for(lambda: bool(served.events("certificate_unreadable")), "certificate_unreadable")
     time.sleep(5 * float(POLL))
     assert len(served.events("certificate_unreadable")) == 1
-    assert peer_serial(served.port, trusting(old["ca.crt"])) == serial_of(old["tls.crt"])
+    assert peer_serial(served.port, trusting(old["ca.crt"])) == old_serial
 
     volume.publish(new)
     wait_for(lambda: bool(served.events("certificate_readable")), "certificate_readable")

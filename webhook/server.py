@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from webhook import logs
 from webhook.app import DEFAULT_MAX_BODY_BYTES, ServerState, create_app
 from webhook.certs import ensure_serving_pair, service_hosts
 from webhook.config import load_settings
-from webhook.errors import BulwarkError
+from webhook.errors import BulwarkError, CertificateError
 from webhook.read_deadline import DEFAULT_READ_SECONDS, ReadDeadlineProtocol, with_read_deadline
 from webhook.tls import CertificateReloader, server_context
 from webhook.verdict import Object, RoleSource
@@ -192,7 +193,10 @@ def build_worker(options: ServeOptions) -> tuple[Starlette, uvicorn.Config, Serv
         lifespan="on",
         **{**UVICORN_OPTIONS, "http": with_read_deadline(options.request_read_seconds)},
     )
-    config.load()
+    try:
+        config.load()  # it reads the pair again, for a context of its own replaced below
+    except (OSError, ssl.SSLError) as error:  # the files changed since `reloader.load()`
+        raise CertificateError(f"cannot load the pair in {options.cert_dir}: {error}") from None
     config.ssl = context  # the reloader's context, so new pairs reach new handshakes
     return app, config, state
 
