@@ -11,12 +11,11 @@ program with a message naming the key's full path (`mutation.defaults.limits.cpu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, cast
 
-from webhook.errors import ConfigError, unbuildable_value
+from webhook.errors import ConfigError, unbuildable_value, value_kind
 from webhook.quantity import InvalidQuantity, parse_quantity
 from webhook.verdict import Enforcement
 
@@ -225,30 +224,9 @@ def settings_from_mapping(data: Any, *, source: str = "configuration") -> Settin
             elif detail["type"] in _MISSING_KEY:
                 message = "missing: this key is required"
             elif detail["type"] == "dataclass_type":
-                message = f"must be a mapping, not {_type_name(detail['input'])}"
+                message = f"must be a mapping, not {value_kind(detail['input'])}"
             problems.append(f"{source}: {key}: {message}")
         raise ConfigError("\n".join(problems)) from None
-
-
-def _type_name(value: Any) -> str:
-    """What a YAML reader made of a value, in a manifest writer's words."""
-    if value is None:
-        return "empty (null)"
-    for kind, name in _TYPE_NAMES:
-        if isinstance(value, kind):
-            return name
-    return type(value).__name__
-
-
-_TYPE_NAMES = (
-    (bool, "a boolean"),
-    (int | float, "a number"),
-    (str, "a string"),
-    (list | tuple, "a list"),
-    (set, "a set (!!set)"),
-    (bytes, "binary data (!!binary)"),
-    (date, "a date"),  # a datetime is one too
-)
 
 
 # How pydantic words a key the dataclasses do not have, or a required one that is missing.

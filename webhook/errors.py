@@ -14,6 +14,9 @@ reader, the certificate store and the Kubernetes edge.
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any
+
 
 class BulwarkError(Exception):
     """An error with a message meant for the person running Bulwark."""
@@ -48,3 +51,25 @@ def unbuildable_value(error: ValueError) -> str:
     if "integer string conversion" in str(error):
         return "a value that cannot be read (an integer of more than 4300 digits)"
     return f"a value that cannot be read ({error})"
+
+
+def value_kind(value: Any) -> str:
+    """What a YAML reader made of a value, in a manifest writer's words ("a list")."""
+    if value is None:
+        return "empty (null)"
+    for kind, name in _VALUE_KINDS:
+        if isinstance(value, kind):
+            return name
+    return f"a {type(value).__name__}"
+
+
+_VALUE_KINDS = (
+    (bool, "a boolean"),  # before int: a bool is one
+    (int | float, "a number"),
+    (str, "a string"),
+    (list | tuple, "a list"),
+    (dict, "a mapping"),
+    (set, "a set (!!set)"),
+    (bytes, "binary data (!!binary)"),
+    (date, "a date"),  # a datetime is one too
+)

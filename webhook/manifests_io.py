@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from webhook import yaml_native
-from webhook.errors import unbuildable_value
+from webhook.errors import unbuildable_value, value_kind
 from webhook.yaml_declined import UNSUPPORTED_CHARACTERS, Unsupported
 
 if TYPE_CHECKING:
@@ -367,7 +367,7 @@ def _objects(
         return
     if not isinstance(body, dict):
         yield Problem(
-            name, source, line, f"not a Kubernetes object: a {_type_name(body)}, not a mapping"
+            name, source, line, f"not a Kubernetes object: {value_kind(body)}, not a mapping"
         )
         return
     api_version, kind = body.get("apiVersion"), body.get("kind")
@@ -380,7 +380,7 @@ def _objects(
     elif kind.endswith("List") and isinstance(body.get("items"), list):
         yield from _items(name, source, line, body, item_lines())
     elif kind.endswith("List") and body.get("items") is not None:
-        problem = f"a {kind} whose items is a {_type_name(body['items'])}, not a list"
+        problem = f"a {kind} whose items is {value_kind(body['items'])}, not a list"
         yield Problem(name, source, line, problem)
     else:
         yield Document(name, source, line, body)
@@ -392,7 +392,7 @@ def _not_a_name(field: str, value: Any, example: str) -> str:
         return f"no {field}"
     shown = repr(value)
     shown = shown if len(shown) <= 40 else shown[:37] + "..."
-    return f"its {field} is a {_type_name(value)} ({shown}), not text such as {example}"
+    return f"its {field} is {value_kind(value)} ({shown}), not text such as {example}"
 
 
 def _plain_object(body: Any) -> bool:
@@ -441,15 +441,3 @@ def _node_item_lines(node: yaml.Node, offset: int) -> list[int]:
             if key.value == "items" and isinstance(value, yaml.SequenceNode):
                 return [offset + _first_line(item) + 1 for item in value.value]
     return []
-
-
-def _type_name(value: Any) -> str:
-    names = {
-        list: "list",
-        dict: "mapping",
-        str: "string",
-        int: "number",
-        float: "number",
-        bool: "boolean",
-    }
-    return names.get(type(value), type(value).__name__)
