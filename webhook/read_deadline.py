@@ -4,9 +4,9 @@ uvicorn closes a connection that stays idle between requests (its keep-alive tim
 none that has begun a request and sends the rest slowly, or never: a peer that opens
 connections and sends a few bytes now and then ("slowloris") holds them all open. The API
 server sends each review whole as soon as it has connected, so `read_seconds` after a
-connection's TLS handshake, or after the first byte of a request on a kept-alive one, a
-request that has not fully arrived is not coming from it: the connection is dropped and
-the event logged. Handling a request that has arrived is not limited.
+connection's TLS handshake, or after a read that left a request on a kept-alive one
+unfinished, a request that has not fully arrived is not coming from it: the connection is
+dropped and the event logged. Handling a request that has arrived is not limited.
 
 The TLS handshake before that has a deadline of its own, `HANDSHAKE_SECONDS`: uvicorn
 passes none to the event loop, whose default is 60 s, so `event_loop` makes uvicorn's
@@ -53,17 +53,25 @@ class ReadDeadlineProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._read_deadline: asyncio.TimerHandle | None = None
+        self._reading = False  # a request has begun and is not read whole yet
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        if self._read_deadline is None:  # a request on a kept-alive connection
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # Timed only when the bytes at hand leave a request unfinished: the API server's
+        # arrive whole, and cost no timer.
+        if self._reading and self._read_deadline is None:
             self._arm()
 
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._reading = True
+
     def on_message_complete(self) -> None:
+        self._reading = False
         self._disarm()
         super().on_message_complete()
 
@@ -107,8 +115,6 @@ class ReadDeadlineProtocol(HttpToolsProtocol):
 
 def with_read_deadline(seconds: float) -> type[ReadDeadlineProtocol]:
     """The protocol class for uvicorn's `http` option, with a deadline of `seconds`."""
-    if seconds == DEFAULT_READ_SECONDS:
-        return ReadDeadlineProtocol
     return type("ReadDeadlineProtocol", (ReadDeadlineProtocol,), {"read_seconds": seconds})
 
 
