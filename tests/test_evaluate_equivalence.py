@@ -156,6 +156,13 @@ def assert_same_judgement(result: dict[str, Any], server: Server, review: dict[s
         assert violation["message"] in message, where
     patch = orjson.loads(base64.b64decode(defaulted["patch"])) if "patch" in defaulted else []
     assert result["patch"] == patch, where
+    # Violations under audit: `audited` in the report, `auditAnnotations` from the webhook,
+    # one key per policy and check, its messages joined.
+    annotations = checked.get("auditAnnotations", {})
+    audited = result.get("audited", [])
+    assert sorted(annotations) == sorted({f"{v['policy']}.{v['check']}" for v in audited}), where
+    for violation in audited:
+        assert violation["message"] in annotations[f"{violation['policy']}.{violation['check']}"]
     if result["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
         warnings = checked.get("warnings", []) + defaulted.get("warnings", [])
         assert result["warnings"] == warnings, where
@@ -187,6 +194,22 @@ def test_pod_security_fixtures_are_judged_alike(
     group = Group(PSA_CONFIG, f"psa-{level}", "CREATE", files)
     compared = judge_both_ways(group, tmp_path, server_for(PSA_CONFIG))
     assert compared == len(files) > 20
+
+
+def test_pod_security_fixtures_under_audit_are_judged_alike(
+    shared_dir: Path, server_for: Callable[[Any], Server], tmp_path: Path
+) -> None:
+    """With pod-security in audit mode: all admitted both ways, and every violation the
+    webhook records in auditAnnotations is in the report's `audited`."""
+    folder = shared_dir / "fixtures/pod-security-admission/test/testdata/baseline/v1.37"
+    files = sorted(folder.rglob("fail/*.yaml"))
+    config = {**PSA_CONFIG, "enforcement": {"pod-security": "audit"}}
+    compared = judge_both_ways(
+        Group(config, "psa-baseline", "CREATE", files), tmp_path, server_for(config)
+    )
+    assert compared == len(files) > 20
+    results = evaluate(Group(config, "psa-baseline", "CREATE", files), tmp_path)
+    assert all(result["allowed"] and result["audited"] for result in results)
 
 
 def _handed_groups(shared: Path, folder: Path) -> list[Group]:

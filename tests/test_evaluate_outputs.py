@@ -116,3 +116,58 @@ def test_unreadable_documents_show_in_junit_and_sarif(
     (invocation,) = run["invocations"]
     assert invocation["executionSuccessful"] is False
     assert "bad.yaml#0 (line 1)" in invocation["toolExecutionNotifications"][0]["message"]["text"]
+
+
+PRIVILEGED_POD = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: debug}
+spec:
+  containers:
+  - name: shell
+    image: busybox
+    securityContext: {privileged: true}
+"""
+
+
+def test_violations_under_audit_are_shown_in_every_format_and_admitted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A policy in audit mode admits, with exit 0, yet each format shows what it found."""
+    (tmp_path / "pod.yaml").write_text(PRIVILEGED_POD)
+    (tmp_path / "audit.yaml").write_text("enforcement: {pod-security: audit}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "stdin", None)
+
+    def evaluate(output: str) -> str:
+        status = run_cli(
+            ["pod.yaml"],
+            config_path="audit.yaml",
+            namespace="default",
+            operation="CREATE",
+            output=output,
+        )
+        assert status == 0
+        return capsys.readouterr().out
+
+    text = evaluate("text").splitlines()
+    assert text[0].startswith("pod.yaml:1: Pod/default/debug: audit: [pod-security/privileged] ")
+    assert text[-1] == "1 objects: 1 admitted, 0 denied, 1 mutated, 1 audited"
+
+    (result,) = orjson.loads(evaluate("json"))["results"]
+    assert result["allowed"] is True
+    assert result["violations"] == []
+    assert [(v["policy"], v["check"]) for v in result["audited"]] == [
+        ("pod-security", "privileged")
+    ]
+    assert result["audited"][0]["path"] == "spec.containers[0].securityContext.privileged"
+
+    (run,) = orjson.loads(evaluate("sarif"))["runs"]
+    assert [(r["ruleId"], r["level"]) for r in run["results"]] == [
+        ("pod-security/privileged", "note")
+    ]
+
+    junit = ET.fromstring(evaluate("junit"))
+    (case,) = junit.findall("./testsuite/testcase")
+    assert case.find("failure") is None
+    assert (case.findtext("system-out") or "").startswith("audit: [pod-security/privileged] ")

@@ -5,8 +5,15 @@ person: one line per denial or warning, `file:line: Kind/namespace/name: policy/
 message`, then a summary; coloured only on a terminal (and never with NO_COLOR set).
 `junit` and `sarif` let CI systems show denials beside the code: one JUnit testcase per
 object (a `failure` when it is denied, an `error` for a document that cannot be read), one
-SARIF result per violation (`error` for deny, `warning` for warn, `note` for other
-warnings) with the file and the line of the object.
+SARIF result per violation (`error` for deny, `warning` for warn, `note` for audit and for
+other warnings) with the file and the line of the object.
+
+A policy in `audit` mode admits, so its violations never change the exit status; but a
+team that moves a policy to audit before enforcing it wants to see what it would refuse,
+as gator and the Kyverno CLI show them. Every format shows them: a JSON result's `audited`
+(the shape of `violations`, present only when there are some; the webhook puts them in
+`auditAnnotations`), an `audit:` line in text, a SARIF `note`, a line in the JUnit
+testcase's output.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ if TYPE_CHECKING:
     from webhook.manifests_io import Problem
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-_RED, _YELLOW, _BOLD, _RESET = "\033[31m", "\033[33m", "\033[1m", "\033[0m"
+_RED, _YELLOW, _CYAN, _BOLD, _RESET = "\033[31m", "\033[33m", "\033[36m", "\033[1m", "\033[0m"
 
 
 def label(result: Result) -> str:
@@ -43,6 +50,11 @@ def other_warnings(result: Result) -> list[str]:
     """The warnings that do not come from a policy in `warn` mode (e.g. a missing role)."""
     from_warned = {f"[{v.policy}/{v.check}] {v.message}" for v in result.checked.warned}
     return [warning for warning in result.warnings if warning not in from_warned]
+
+
+def audit_lines(result: Result) -> list[str]:
+    """`[policy/check] message` for each violation found under `audit` enforcement."""
+    return [f"[{v.policy}/{v.check}] {v.message}" for v in result.checked.audited]
 
 
 def summary(results: Iterable[Result]) -> dict[str, int]:
@@ -66,7 +78,7 @@ def json_document(results: Sequence[Result], problems: Sequence[Problem] = ()) -
 
 
 def _json_result(result: Result) -> dict[str, Any]:
-    return {
+    shown = {
         "source": result.source,
         "line": result.line,
         "apiVersion": result.api_version,
@@ -78,6 +90,11 @@ def _json_result(result: Result) -> dict[str, Any]:
         "warnings": result.warnings,
         "patch": result.defaulted.patch,
     }
+    # Only where a policy in audit mode found something: the contract's document has no
+    # such key, and a result without audit findings keeps exactly the contract's shape.
+    if result.checked.audited:
+        shown["audited"] = [violation.as_dict() for violation in result.checked.audited]
+    return shown
 
 
 def dumps(document: Any, *, indent: bool = True) -> bytes:
@@ -101,10 +118,15 @@ def text(results: Sequence[Result], problems: Sequence[Problem], *, colour: bool
         lines.extend(
             f"{where} {who}: {paint('warning', _YELLOW)}: {warning}" for warning in result.warnings
         )
+        lines.extend(
+            f"{where} {who}: {paint('audit', _CYAN)}: {line}" for line in audit_lines(result)
+        )
 
     counts = summary(results)
     denied = f"{counts['denied']} denied"
-    tail = f", {len(problems)} unreadable" if problems else ""
+    audited = sum(1 for result in results if result.checked.audited)
+    tail = f", {audited} audited" if audited else ""
+    tail += f", {len(problems)} unreadable" if problems else ""
     lines.append(
         f"{counts['objects']} objects: {counts['allowed']} admitted, "
         f"{paint(denied, _RED) if counts['denied'] else denied}, {counts['mutated']} mutated{tail}"
@@ -134,9 +156,10 @@ def junit(results: Sequence[Result], problems: Sequence[Problem]) -> str:
             message = found[0] if len(found) == 1 else f"{found[0]} (and {len(found) - 1} more)"
             failure = ET.SubElement(case, "failure", message=message, type="denied")
             failure.text = "\n".join(found)
-        if result.warnings:
-            warnings = ET.SubElement(case, "system-out")
-            warnings.text = "\n".join(f"warning: {warning}" for warning in result.warnings)
+        notes = [f"warning: {warning}" for warning in result.warnings]
+        notes.extend(f"audit: {line}" for line in audit_lines(result))
+        if notes:
+            ET.SubElement(case, "system-out").text = "\n".join(notes)
     for problem in problems:
         case = ET.SubElement(suite, "testcase", classname=problem.file, name=problem.source)
         error = ET.SubElement(case, "error", message=problem.message, type="unreadable")
@@ -177,6 +200,8 @@ def sarif(results: Sequence[Result], problems: Sequence[Problem]) -> dict[str, A
             add("bulwark/policy-error", "error", result, denial_reason(result))
         for v in result.checked.warned:
             add(f"{v.policy}/{v.check}", "warning", result, v.message, v.path)
+        for v in result.checked.audited:
+            add(f"{v.policy}/{v.check}", "note", result, v.message, v.path)
         for warning in other_warnings(result):
             add("bulwark/warning", "note", result, warning)
 
