@@ -1,11 +1,13 @@
 """Bulwark's server before and after a change: CPU per review and reviews/s, side by side.
 
-    .venv/bin/python bench/compare.py --before a5d1ed9 [--rounds 2] [--seconds 5]
+    .venv/bin/python bench/compare.py --before a5d1ed9 [--rounds 2] [--seconds 5] [--whole]
 
 "Before" is a copy of today's webhook/ with the files that the hot-path work changed
-(app, review, server, logs, metrics) taken from git revision REV; "after" is the working
-tree. Each is started in turn as `bulwark serve` pinned to core 0, warmed up, then loaded
-by wrk on core 1 with each recorded review at /validate; the best of `--rounds` is kept.
+(app, review, server, logs, metrics) taken from git revision REV, or with `--whole` all of
+webhook/ at REV (when the change also reaches other modules, such as the command line that
+configures the server); "after" is the working tree. Each is started in turn as `bulwark
+serve` pinned to core 0, warmed up, then loaded by wrk on core 1 with each recorded review
+at /validate; the best of `--rounds` is kept.
 """
 
 from __future__ import annotations
@@ -35,7 +37,13 @@ from run import (
 HOT_PATH = ("app", "review", "server", "logs", "metrics")
 
 
-def before_tree(revision: str, into: Path) -> Path:
+def before_tree(revision: str, into: Path, *, whole: bool = False) -> Path:
+    if whole:
+        archive = subprocess.run(
+            ["git", "archive", revision, "webhook"], cwd=ROOT, capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+        return into
     shutil.copytree(
         ROOT / "webhook", into / "webhook", ignore=shutil.ignore_patterns("__pycache__")
     )
@@ -67,11 +75,12 @@ def main() -> None:
     parser.add_argument("--before", required=True, metavar="REV", help="git revision")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--whole", action="store_true", help="all of webhook/ at REV")
     args = parser.parse_args()
     wrk = ensure_wrk()
     ensure_inputs()
     with tempfile.TemporaryDirectory() as folder:
-        old = before_tree(args.before, Path(folder))
+        old = before_tree(args.before, Path(folder), whole=args.whole)
         port = str(free_port())
         serve = ["-m", "webhook", "serve", "--host", "127.0.0.1", "--port", port,
                  "--cert-dir", str(CERTS)]  # fmt: skip
