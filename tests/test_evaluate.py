@@ -537,6 +537,23 @@ def test_a_bad_configuration_or_operation_exits_2() -> None:
     assert exit_info.value.code == 2
 
 
+def test_the_operation_is_read_in_any_case_as_the_endpoint_reads_it(
+    write: Callable[[str, str], Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`--operation update` judges as UPDATE (no pod defaults), as `?operation=update` does."""
+    from webhook.cli import main
+
+    monkeypatch.setattr(sys, "stdin", None)
+    path = str(write("p.yaml", POD.format(name="web")))
+    mutated = {}
+    for operation in ("create", "update", "UPDATE"):
+        assert main(["evaluate", "--operation", operation, "--output", "json", path]) == 0
+        mutated[operation] = orjson.loads(capsys.readouterr().out)["summary"]["mutated"]
+    assert mutated == {"create": 1, "update": 0, "UPDATE": 0}
+
+
 # --- bad input ----------------------------------------------------------------------------
 
 

@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("paths", nargs="*", help="files or folders; '-' or none for stdin")
     evaluate.add_argument("--config")
     evaluate.add_argument("--namespace", default="default")
-    evaluate.add_argument("--operation", default="CREATE", choices=OPERATIONS)
+    # In any case, as `POST /evaluate?operation=` takes it.
+    evaluate.add_argument("--operation", default="CREATE", type=str.upper, choices=OPERATIONS)
     evaluate.add_argument("--output", "-o", default="text", choices=OUTPUTS)
     evaluate.set_defaults(handler=_evaluate)
 
