@@ -12,6 +12,7 @@ and read the diff before committing it.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -171,3 +172,62 @@ def test_violations_under_audit_are_shown_in_every_format_and_admitted(
     (case,) = junit.findall("./testsuite/testcase")
     assert case.find("failure") is None
     assert (case.findtext("system-out") or "").startswith("audit: [pod-security/privileged] ")
+
+
+CONTROLLED_POD = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: "web\\e[2J"}
+spec:
+  volumes: [{name: "data\\nforged: line", hostPath: {path: /var}}]
+  containers:
+  - {name: "shell\\x01", image: busybox, securityContext: {privileged: true}}
+"""
+
+
+def test_control_characters_from_a_manifest_are_escaped_in_text_and_junit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name with ESC or a line break neither splits a text line, nor reaches the
+    terminal as an escape sequence, nor makes JUnit XML that a parser refuses."""
+    (tmp_path / "pod.yaml").write_text(CONTROLLED_POD)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "stdin", None)
+    arguments: dict[str, Any] = {"config_path": None, "namespace": "default", "operation": "CREATE"}
+
+    assert run_cli(["pod.yaml"], output="text", **arguments) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3  # two violations and the summary
+    assert all("\x1b" not in line and "\x01" not in line for line in lines)
+    assert lines[0].startswith("pod.yaml:1: Pod/default/web\\u001b[2J: pod-security/privileged: ")
+    assert 'container "shell\\u0001"' in lines[0]
+    assert 'volume "data\\u000aforged: line"' in lines[1]
+
+    assert run_cli(["pod.yaml"], output="junit", **arguments) == 1
+    junit = ET.fromstring(capsys.readouterr().out)
+    (case,) = junit.findall("./testsuite/testcase")
+    assert case.get("name") == "Pod/default/web\\u001b[2J (pod.yaml#0)"
+    assert 'container "shell\\u0001"' in (case.findtext("failure") or "")
+
+
+def test_a_reader_that_stops_early_gets_no_traceback_and_the_verdict_stands(
+    tmp_path: Path,
+) -> None:
+    """`bulwark evaluate tree | head -1`: the pipe closes before the report is written; the
+    command exits with the verdict's status (1: something is denied) and says nothing."""
+    pods = "---\n".join(PRIVILEGED_POD.replace("debug", f"debug-{n}") for n in range(3000))
+    (tmp_path / "pods.yaml").write_text(pods)
+    command = [str(Path(sys.executable).with_name("bulwark")), "evaluate", "-o", "json"]
+    with subprocess.Popen(
+        [*command, str(tmp_path / "pods.yaml")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        assert process.stdout.read(1) == b"{"
+        process.stdout.close()  # the reader goes away with most of the report unread
+        errors = process.stderr.read().decode()
+        status = process.wait(timeout=60)
+    assert errors == ""
+    assert status == 1

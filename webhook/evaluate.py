@@ -17,6 +17,7 @@ starts fast.
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -338,12 +339,26 @@ def _run(
     with native_reader():  # each document is judged as soon as it is read
         results = judge(documents, settings, namespace=namespace, operation=judged_as)
     for problem in problems:
-        print(f"bulwark evaluate: {problem}", file=sys.stderr)
+        print(f"bulwark evaluate: {report.printable(str(problem))}", file=sys.stderr)
 
-    report.write(output, results, problems, sys.stdout)
+    try:
+        report.write(output, results, problems, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped reading (`| head`). The verdict stands; and Python must not
+        # fail again when it flushes standard output at exit.
+        _discard_standard_output()
     if problems:
         return EXIT_BAD_INPUT
     return EXIT_ADMITTED if all(result.allowed for result in results) else EXIT_DENIED
+
+
+def _discard_standard_output() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
 
 
 def _documents(items: Iterable[Document | Problem], problems: list[Problem]) -> Iterator[Document]:

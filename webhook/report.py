@@ -8,6 +8,11 @@ object (a `failure` when it is denied, an `error` for a document that cannot be 
 SARIF result per violation (`error` for deny, `warning` for warn, `note` for audit and for
 other warnings) with the file and the line of the object.
 
+Names, keys and paths come from the manifests, and the API server has not checked them yet:
+text and JUnit write their control characters as escapes (`\\u001b`), so that a value can
+neither break a line of the report, nor make the XML one a parser refuses, nor reach a CI
+log or a terminal as an escape sequence. JSON and SARIF escape them as JSON does.
+
 A policy in `audit` mode admits, so its violations never change the exit status; but a
 team that moves a policy to audit before enforcing it wants to see what it would refuse,
 as gator and the Kyverno CLI show them. Every format shows them: a JSON result's `audited`
@@ -19,6 +24,7 @@ testcase's output.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -32,6 +38,15 @@ if TYPE_CHECKING:
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _RED, _YELLOW, _CYAN, _BOLD, _RESET = "\033[31m", "\033[33m", "\033[36m", "\033[1m", "\033[0m"
+# C0 and C1 controls, DEL, and what XML 1.0 cannot hold (surrogates, U+FFFE, U+FFFF).
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def printable(text: str) -> str:
+    """`text` with each control character written as its escape: `\\u001b` for ESC."""
+    if _UNPRINTABLE.search(text) is None:
+        return text
+    return _UNPRINTABLE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
 def label(result: Result) -> str:
@@ -108,19 +123,18 @@ def text(results: Sequence[Result], problems: Sequence[Problem], *, colour: bool
 
     lines = []
     for result in results:
-        where = paint(f"{result.file}:{result.line}:", _BOLD)
-        who = label(result)
+        where = paint(f"{printable(result.file)}:{result.line}:", _BOLD)
+        who = printable(label(result))
         for violation in result.checked.violations:
             check = paint(f"{violation.policy}/{violation.check}", _RED)
-            lines.append(f"{where} {who}: {check}: {violation.message}")
+            lines.append(f"{where} {who}: {check}: {printable(violation.message)}")
         if not result.allowed and not result.checked.violations:
-            lines.append(f"{where} {who}: {paint('denied', _RED)}: {denial_reason(result)}")
-        lines.extend(
-            f"{where} {who}: {paint('warning', _YELLOW)}: {warning}" for warning in result.warnings
-        )
-        lines.extend(
-            f"{where} {who}: {paint('audit', _CYAN)}: {line}" for line in audit_lines(result)
-        )
+            reason = printable(denial_reason(result))
+            lines.append(f"{where} {who}: {paint('denied', _RED)}: {reason}")
+        for warning in result.warnings:
+            lines.append(f"{where} {who}: {paint('warning', _YELLOW)}: {printable(warning)}")
+        for line in audit_lines(result):
+            lines.append(f"{where} {who}: {paint('audit', _CYAN)}: {printable(line)}")
 
     counts = summary(results)
     denied = f"{counts['denied']} denied"
@@ -146,24 +160,25 @@ def junit(results: Sequence[Result], problems: Sequence[Problem]) -> str:
     root = ET.Element("testsuites", {"name": "bulwark evaluate", **totals})
     suite = ET.SubElement(root, "testsuite", {"name": "bulwark evaluate", **totals, "skipped": "0"})
     for result in results:
-        name = f"{label(result)} ({result.source})"
-        case = ET.SubElement(suite, "testcase", classname=result.file, name=name)
+        name = printable(f"{label(result)} ({result.source})")
+        case = ET.SubElement(suite, "testcase", classname=printable(result.file), name=name)
         if not result.allowed:
             found = [
-                f"{v.policy}/{v.check}: {v.message} (at {v.path})"
+                printable(f"{v.policy}/{v.check}: {v.message} (at {v.path})")
                 for v in result.checked.violations
-            ] or [f"denied: {denial_reason(result)}"]
+            ] or [printable(f"denied: {denial_reason(result)}")]
             message = found[0] if len(found) == 1 else f"{found[0]} (and {len(found) - 1} more)"
             failure = ET.SubElement(case, "failure", message=message, type="denied")
             failure.text = "\n".join(found)
-        notes = [f"warning: {warning}" for warning in result.warnings]
-        notes.extend(f"audit: {line}" for line in audit_lines(result))
+        notes = [printable(f"warning: {warning}") for warning in result.warnings]
+        notes.extend(printable(f"audit: {line}") for line in audit_lines(result))
         if notes:
             ET.SubElement(case, "system-out").text = "\n".join(notes)
     for problem in problems:
-        case = ET.SubElement(suite, "testcase", classname=problem.file, name=problem.source)
-        error = ET.SubElement(case, "error", message=problem.message, type="unreadable")
-        error.text = str(problem)
+        where = {"classname": printable(problem.file), "name": printable(problem.source)}
+        case = ET.SubElement(suite, "testcase", where)
+        error = ET.SubElement(case, "error", message=printable(problem.message), type="unreadable")
+        error.text = printable(str(problem))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
 
