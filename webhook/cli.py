@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from webhook import __version__
-from webhook.errors import BulwarkError
+from webhook.errors import BulwarkError, printable
 
 EXIT_OK, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
 OUTPUTS = ("text", "json", "junit", "sarif")
@@ -199,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.handler(args)
     except BulwarkError as error:
-        print(f"bulwark {args.command}: error: {error}", file=sys.stderr)
+        print(f"bulwark {args.command}: error: {printable(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

@@ -14,6 +14,7 @@ reader, the certificate store and the Kubernetes edge.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
@@ -73,3 +74,18 @@ _VALUE_KINDS = (
     (bytes, "binary data (!!binary)"),
     (date, "a date"),  # a datetime is one too
 )
+
+
+# C0 and C1 controls, DEL, and what XML 1.0 cannot hold (surrogates, U+FFFE, U+FFFF).
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def printable(text: str) -> str:
+    """`text` with each control character written as its escape: `\\u001b` for ESC.
+
+    For messages printed to a person: names and keys come from input that nothing has
+    checked yet, and must neither break a line nor reach a terminal as an escape sequence.
+    """
+    if _UNPRINTABLE.search(text) is None:
+        return text
+    return _UNPRINTABLE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)

@@ -27,7 +27,7 @@ from typing import Any
 from webhook import report
 from webhook.admission import mutate, validate
 from webhook.config import Settings, load_settings
-from webhook.errors import BulwarkError, ManifestError
+from webhook.errors import BulwarkError, ManifestError, printable
 from webhook.manifests_io import Document, Problem, read_bytes, read_paths
 from webhook.policies.rbac_binding import BINDING_KINDS
 from webhook.policies.roles import ROLE_KINDS, InputRoles
@@ -339,7 +339,7 @@ def _run(
     with native_reader():  # each document is judged as soon as it is read
         results = judge(documents, settings, namespace=namespace, operation=judged_as)
     for problem in problems:
-        print(f"bulwark evaluate: {report.printable(str(problem))}", file=sys.stderr)
+        print(f"bulwark evaluate: {printable(str(problem))}", file=sys.stderr)
 
     try:
         report.write(output, results, problems, sys.stdout)

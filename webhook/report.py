@@ -24,13 +24,13 @@ testcase's output.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
 from webhook import __version__
+from webhook.errors import printable
 
 if TYPE_CHECKING:
     from webhook.evaluate import Result
@@ -38,15 +38,6 @@ if TYPE_CHECKING:
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _RED, _YELLOW, _CYAN, _BOLD, _RESET = "\033[31m", "\033[33m", "\033[36m", "\033[1m", "\033[0m"
-# C0 and C1 controls, DEL, and what XML 1.0 cannot hold (surrogates, U+FFFE, U+FFFF).
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
-
-
-def printable(text: str) -> str:
-    """`text` with each control character written as its escape: `\\u001b` for ESC."""
-    if _UNPRINTABLE.search(text) is None:
-        return text
-    return _UNPRINTABLE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
 def label(result: Result) -> str:
