@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import subprocess
 import sys
@@ -697,6 +698,56 @@ def test_handed_case_c23_unreadable_yaml_exits_2_naming_the_file(tmp_path: Path)
     assert orjson.loads(done.stdout)["results"] == []
 
 
+def test_a_file_name_that_is_not_utf8_is_shown_escaped_in_every_format(
+    evaluate: Evaluate, tmp_path: Path
+) -> None:
+    """A name of bytes that are not UTF-8 is shown with `\\xff`; no format fails on it."""
+    (tmp_path / os.fsdecode(b"bad\xff.yaml")).write_text(PRIVILEGED.format(name="web"))
+    shown = f"{tmp_path}/bad\\xff.yaml"
+    for output in ("text", "junit"):
+        outcome = evaluate(tmp_path, output=output)
+        assert (outcome.status, shown in outcome.out) == (1, True), outcome.err
+    (result,) = evaluate(tmp_path).results
+    assert result["source"] == f"{shown}#0"
+    (run,) = orjson.loads(evaluate(tmp_path, output="sarif").out)["runs"]
+    location = run["results"][0]["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"]["uri"].endswith("/bad%5Cxff.yaml")
+
+
+def test_a_fifo_in_a_folder_is_reported_not_waited_for(evaluate: Evaluate, tmp_path: Path) -> None:
+    """Only regular files are read in a folder: a FIFO would block until a writer came."""
+    (tmp_path / "app.yaml").write_text(POD.format(name="web"))
+    os.mkfifo(tmp_path / "pipe.yaml")
+    outcome = evaluate(tmp_path)
+    assert outcome.status == 2
+    assert f"{tmp_path}/pipe.yaml: not a regular file" in outcome.err
+    assert [result["name"] for result in outcome.results] == ["web"]
+
+
+def test_a_pipe_named_on_the_command_line_is_read(tmp_path: Path) -> None:
+    """`bulwark evaluate <(kustomize build)`: a path named by the user may be a pipe."""
+    manifest = tmp_path / "p.yaml"
+    manifest.write_text(POD.format(name="web"))
+    done = subprocess.run(
+        ["bash", "-c", 'exec "$0" evaluate -o json <(cat "$1")', str(BULWARK), str(manifest)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [r["name"] for r in orjson.loads(done.stdout)["results"]] == ["web"]
+
+
+def test_a_file_named_twice_is_judged_once(
+    evaluate: Evaluate, write: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    """`evaluate deploy deploy/app.yaml` judges app.yaml once, under its first name."""
+    path = write("deploy/app.yaml", POD.format(name="web"))
+    outcome = evaluate(tmp_path / "deploy", path, tmp_path / "deploy" / "." / "app.yaml")
+    assert outcome.sources == [f"{path}#0"]
+
+
 def test_an_unreadable_folder_is_reported(
     evaluate: Evaluate,
     write: Callable[[str, str], Path],
@@ -867,6 +918,43 @@ def test_the_evaluate_endpoint_takes_namespace_and_operation_from_the_query(clie
     (result,) = response.json()["results"]
     assert (result["namespace"], result["patch"]) == ("team-a", [])
     assert client.post("/evaluate?operation=DELETE", content=body).status_code == 400
+
+
+@pytest.mark.parametrize("namespace", ["Team_A", "a%0Ab", "x" * 64, "-a"])
+def test_the_evaluate_endpoint_refuses_a_namespace_that_is_no_namespace_name(
+    client: Client, namespace: str
+) -> None:
+    """?namespace= must be a namespace's name; anything else is a 400 that says so."""
+    response = client.post(
+        f"/evaluate?namespace={namespace}", content=POD.format(name="a").encode()
+    )
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("the namespace must be a namespace's name")
+
+
+def test_a_namespace_that_is_no_namespace_name_is_a_usage_error() -> None:
+    """`--namespace Team_A` ends with status 2, as the other usage errors do."""
+    from webhook.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--namespace", "Team_A", "-"])
+    assert exit_info.value.code == 2
+
+
+def test_an_integer_beyond_64_bits_is_reported_not_a_crash(
+    evaluate: Evaluate, write: Callable[[str, str], Path], client: Client
+) -> None:
+    """orjson refuses such integers; the patch copies one from a request into a limit, and
+    the report still comes out, from the command and from the endpoint."""
+    text = POD.format(name="big") + "    resources: {requests: {cpu: 99999999999999999999999}}\n"
+    outcome = evaluate(write("big.yaml", text))
+    assert outcome.status == 0, outcome.err
+    (result,) = json.loads(outcome.out)["results"]  # orjson would read the integer as a float
+    limits = [op for op in result["patch"] if op["path"].endswith("/resources/limits")]
+    assert limits[0]["value"]["cpu"] == 99999999999999999999999
+    response = client.post("/evaluate", content=text.encode())
+    assert response.status_code == 200
+    assert json.loads(response.content)["results"][0]["patch"] == result["patch"]
 
 
 def test_the_evaluate_endpoint_names_the_unreadable_document_in_a_400(client: Client) -> None:

@@ -487,6 +487,23 @@ def test_audit_enforcement_admits_with_audit_annotations() -> None:
     assert "sidecar" in verdict.audit_annotations()["pod-security.privileged"]
 
 
+def test_an_audit_annotation_lists_twenty_violations_and_counts_the_rest() -> None:
+    """A pod of 25 privileged containers under audit: one annotation, 20 messages and the
+    count of the others, so that a huge pod does not swell the API server's audit event."""
+    containers = [
+        {"name": f"c{n}", "image": "x", "securityContext": {"privileged": True}} for n in range(25)
+    ]
+    pod = {**MIXED_POD, "spec": {"containers": containers}}
+    verdict = judge(pod, {"enforcement": {"pod-security": "audit"}})
+
+    (annotation,) = verdict.audit_annotations().values()
+    assert annotation.count("is true; set it to false") == 20
+    assert '"c19"' in annotation
+    assert '"c20"' not in annotation
+    assert annotation.endswith("; and 5 more")
+    assert len(verdict.audited) == 25
+
+
 def test_a_value_nested_too_deeply_to_echo_is_named_not_a_policy_failure() -> None:
     nested: list[object] = []
     for _ in range(5000):

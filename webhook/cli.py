@@ -8,25 +8,22 @@ on stderr naming the problem, never a traceback.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from webhook import __version__
 from webhook.errors import BulwarkError, printable
+from webhook.request import DNS_LABEL
 
 EXIT_OK, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
 OUTPUTS = ("text", "json", "junit", "sarif")
 OPERATIONS = ("CREATE", "UPDATE")
 
 
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-
-
 def dns_label(text: str) -> str:
     """A Kubernetes service or namespace name (RFC 1123 label), for argparse."""
-    if not _DNS_LABEL.fullmatch(text):
+    if not DNS_LABEL.fullmatch(text):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a valid name: lower-case letters, digits and '-', at most 63"
         )
@@ -162,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="judge manifests offline, as the webhook would")
     evaluate.add_argument("paths", nargs="*", help="files or folders; '-' or none for stdin")
     evaluate.add_argument("--config")
-    evaluate.add_argument("--namespace", default="default")
+    evaluate.add_argument("--namespace", type=dns_label, default="default")
     # In any case, as `POST /evaluate?operation=` takes it.
     evaluate.add_argument("--operation", default="CREATE", type=str.upper, choices=OPERATIONS)
     evaluate.add_argument("--output", "-o", default="text", choices=OUTPUTS)

@@ -31,7 +31,14 @@ from webhook.errors import BulwarkError, ManifestError, printable
 from webhook.manifests_io import Document, Problem, read_bytes, read_paths
 from webhook.policies.rbac_binding import BINDING_KINDS
 from webhook.policies.roles import ROLE_KINDS, InputRoles
-from webhook.request import Operation, PlainKind, PlainRequest, PlainResource, PlainUser
+from webhook.request import (
+    DNS_LABEL,
+    Operation,
+    PlainKind,
+    PlainRequest,
+    PlainResource,
+    PlainUser,
+)
 from webhook.verdict import Object, RoleSource, Verdict
 from webhook.yaml_native import native_reader
 
@@ -91,6 +98,16 @@ def operation_named(value: str) -> Operation:
         if value.upper() == operation:
             return operation
     raise BulwarkError(f"the operation must be CREATE or UPDATE, not {value!r}")
+
+
+def namespace_named(value: str) -> str:
+    """The namespace to judge objects without one in; it must be a namespace's name."""
+    if not DNS_LABEL.fullmatch(value):
+        raise BulwarkError(
+            "the namespace must be a namespace's name (lower-case letters, digits and '-', "
+            f"at most 63), not {printable(repr(value))}"
+        )
+    return value
 
 
 def resource_for(kind: str) -> str:
@@ -279,15 +296,12 @@ def evaluate_body(
     cluster_roles: RoleSource | None = None,
 ) -> bytes:
     """The JSON report on one HTTP body (sources `request#N`); ManifestError if unreadable."""
+    judged_in, judged_as = namespace_named(namespace), operation_named(operation)
     documents, problems = _split(read_bytes("request", body, json=json))
     if problems:
         raise ManifestError("; ".join(str(problem) for problem in problems))
     results = judge(
-        documents,
-        settings,
-        namespace=namespace,
-        operation=operation_named(operation),
-        cluster_roles=cluster_roles,
+        documents, settings, namespace=judged_in, operation=judged_as, cluster_roles=cluster_roles
     )
     return report.dumps(report.json_document(results), indent=False)
 

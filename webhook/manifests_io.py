@@ -82,24 +82,54 @@ def manifest_files(paths: list[str]) -> Iterator[tuple[str, str | None]]:
 
     Files and folders whose names start with a dot (`.git`, `.github/workflows`) are
     skipped inside a folder but read when named. `error` is None for a readable path.
+    A file named twice (`deploy deploy/app.yaml`) is read once, under its first name. In a
+    folder only regular files are read: a FIFO would block the walk until a writer came.
+    A path named on the command line may be anything that can be read (`<(kustomize build)`).
     """
+    seen: set[str] = set()
     for path in paths or [STDIN]:
         if path == STDIN or not os.path.isdir(path):
-            yield path, None
+            if path == STDIN or _first_time(path, seen):
+                yield path, None
             continue
         errors: list[OSError] = []
         for root, folders, names in os.walk(path, onerror=errors.append):
             folders[:] = sorted(name for name in folders if not name.startswith("."))
             for name in sorted(names):
                 if name.endswith(MANIFEST_SUFFIXES) and not name.startswith("."):
-                    yield os.path.join(root, name), None
+                    found = os.path.join(root, name)
+                    if not _first_time(found, seen):
+                        continue
+                    if os.path.exists(found) and not os.path.isfile(found):
+                        yield found, "not a regular file (a FIFO, socket or device): not read"
+                        continue
+                    yield found, None
         for error in errors:
             yield str(error.filename), f"cannot read the folder: {error.strerror}"
 
 
+def _first_time(path: str, seen: set[str]) -> bool:
+    real = os.path.realpath(path)
+    if real in seen:
+        return False
+    seen.add(real)
+    return True
+
+
+def shown_name(name: str) -> str:
+    """`name` as it can be printed: the bytes of a file name that is not UTF-8 (which Python
+    keeps as lone surrogates) written as `\\xff` escapes."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return name
+
+
 def read_paths(paths: list[str], stdin: Any = None) -> Iterator[Item]:
     """Every document (or problem) in `paths`; `-` or no path reads `stdin` (bytes)."""
-    for name, unreadable in manifest_files(paths):
+    for path, unreadable in manifest_files(paths):
+        name = shown_name(path)
         if unreadable is not None:
             yield Problem(name, name, 0, unreadable)
             continue
@@ -107,7 +137,7 @@ def read_paths(paths: list[str], stdin: Any = None) -> Iterator[Item]:
             if name == STDIN:
                 data = stdin.read() if stdin is not None else b""
             else:
-                with open(name, "rb") as handle:
+                with open(path, "rb") as handle:
                     data = handle.read()
         except OSError as error:
             yield Problem(name, name, 0, f"cannot read: {error.strerror or error}")

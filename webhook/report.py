@@ -104,8 +104,17 @@ def _json_result(result: Result) -> dict[str, Any]:
 
 
 def dumps(document: Any, *, indent: bool = True) -> bytes:
+    """JSON bytes. orjson refuses integers beyond 64 bits, which a manifest may hold and a
+    patch may copy (`cpu: 99999999999999999999999`); those documents go through the stdlib."""
     options = orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if indent else 0)
-    return orjson.dumps(document, option=options)
+    try:
+        return orjson.dumps(document, option=options)
+    except TypeError:
+        import json
+
+        if indent:
+            return json.dumps(document, indent=2).encode()
+        return json.dumps(document, separators=(",", ":")).encode()
 
 
 def text(results: Sequence[Result], problems: Sequence[Problem], *, colour: bool) -> str:

@@ -8,8 +8,12 @@ dry run imports no pydantic unless it is given a configuration file.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+
+# A namespace's (or a Service's) name: an RFC 1123 label, as the API server requires.
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
 

@@ -25,7 +25,7 @@ from webhook.request import (
     PlainUser,
     Request,
 )
-from webhook.verdict import Verdict
+from webhook.verdict import MAX_LISTED_VIOLATIONS, Verdict
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 
@@ -204,11 +204,6 @@ def _plain_user(user: Any) -> PlainUser | None:
     if not all(type(group) is str for group in groups):
         return None
     return PlainUser(username, uid, groups)
-
-
-# A denial names at most this many violations; the rest are counted. Each one found is
-# still in the log and the metrics, and the API server relays the message to the user.
-MAX_LISTED_VIOLATIONS = 20
 
 
 def dump_json(value: Any) -> bytes:

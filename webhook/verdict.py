@@ -20,6 +20,11 @@ PatchOperation = dict[str, Any]
 Enforcement = Literal["deny", "warn", "audit"]
 
 
+# A denial or an audit annotation names at most this many violations; the rest are
+# counted. Each one found is still in the log and the metrics.
+MAX_LISTED_VIOLATIONS = 20
+
+
 @dataclass(frozen=True, slots=True)
 class Violation:
     """One broken rule, phrased for the person who has to fix it.
@@ -149,12 +154,16 @@ class Verdict:
                 yield enforcement, violation
 
     def audit_annotations(self) -> dict[str, str]:
-        """`auditAnnotations` keys; the API server prefixes each with the webhook's name."""
-        annotations: dict[str, str] = {}
+        """`auditAnnotations`, one per policy and check, its first `MAX_LISTED_VIOLATIONS`
+        messages joined and the rest counted: each becomes part of the API server's audit
+        event, which a pod of thousands of containers must not swell. The API server
+        prefixes each key with the webhook's name."""
+        found: dict[str, list[str]] = {}
         for violation in self.audited:
-            key = f"{violation.policy}.{violation.check}"
-            previous = annotations.get(key)
-            annotations[key] = (
-                violation.message if previous is None else f"{previous}; {violation.message}"
-            )
+            found.setdefault(f"{violation.policy}.{violation.check}", []).append(violation.message)
+        annotations = {}
+        for key, messages in found.items():
+            listed = "; ".join(messages[:MAX_LISTED_VIOLATIONS])
+            left = len(messages) - MAX_LISTED_VIOLATIONS
+            annotations[key] = f"{listed}; and {left} more" if left > 0 else listed
         return annotations
