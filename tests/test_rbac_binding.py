@@ -434,7 +434,7 @@ def test_an_unreadable_role_source_says_the_role_could_not_be_looked_up() -> Non
     assert found(verdict) == {("forbiddenRole", DEV)}
     assert len(verdict.warnings) == 1
     assert "could not be looked up" in verdict.warnings[0]
-    assert "not in sync" in verdict.warnings[0]
+    assert "has not read the cluster's roles" in verdict.warnings[0]
 
 
 def test_the_missing_role_warning_is_given_once_on_update() -> None:

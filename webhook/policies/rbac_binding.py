@@ -281,7 +281,8 @@ def _lookup(binding: Binding, obj: Object, context: PolicyContext) -> RoleFindin
         later = "; create the role before its binding to have its rules checked"
     else:
         problem = (
-            f"could not be looked up{where} (the role cache is not in sync with the API server)"
+            f"could not be looked up{where} (Bulwark has not read the cluster's roles: its "
+            "role cache is not in sync with the API server yet, or it runs without a cluster)"
         )
         later = ""
     message = (
