@@ -6,6 +6,10 @@ import asyncio
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -156,3 +160,44 @@ def test_a_deferred_events_nanosecond_timestamp_is_written_in_iso_form() -> None
     writer = LineWriter(stream)
     writer.defer({"event": "admission", "timestamp": 1_796_000_000_123_456_789})
     assert json.loads(stream.getvalue())["timestamp"] == "2026-11-30T00:53:20.123456Z"
+
+
+# Writes 4,000 lines of about 330 bytes through a LineWriter inside an event loop, where
+# they leave in batches of about 64 KiB.
+_BATCHING_WRITER = """
+import asyncio, sys
+from webhook.logs import LineWriter
+
+async def write_lines():
+    writer = LineWriter(sys.stdout)
+    for number in range(4000):
+        writer.msg('{"writer": "%s", "number": %d, "pad": "%s"}' % (sys.argv[1], number, "x" * 300))
+    writer.flush()
+
+asyncio.run(write_lines())
+"""
+
+
+def test_two_processes_logging_to_one_slow_pipe_never_cut_each_others_lines() -> None:
+    """`serve --workers 2` shares the pod's log pipe: a write of more than PIPE_BUF bytes
+    to a full pipe is interleaved with the other process's, so lines leave in writes of
+    whole lines of at most PIPE_BUF bytes. The reader here falls behind, as a log
+    collector does under load."""
+    read_end, write_end = os.pipe()
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _BATCHING_WRITER, name], stdout=write_end)
+        for name in ("a", "b")
+    ]
+    os.close(write_end)
+    received = bytearray()
+    with os.fdopen(read_end, "rb", buffering=0) as pipe:
+        while chunk := pipe.read(3000):
+            received += chunk
+            time.sleep(0.0002)
+    assert [writer.wait(timeout=60) for writer in writers] == [0, 0]
+
+    lines = [json.loads(line) for line in received.decode().splitlines()]
+    assert len(lines) == 8000
+    for name in ("a", "b"):
+        numbers = [line["number"] for line in lines if line["writer"] == name]
+        assert numbers == list(range(4000))

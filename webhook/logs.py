@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import json
 import logging
+import select
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -84,6 +87,12 @@ class _UTCTimestamp:
 FLUSH_AFTER_SECONDS = 0.05
 FLUSH_AT_CHARACTERS = 64 * 1024
 EVENT_CHARACTERS = 400  # about the length of a deferred event's line, for the count above
+# With `--workers N` every worker writes to the same log pipe, and the kernel keeps a write
+# to a pipe whole only up to PIPE_BUF bytes: a longer one, made while the pipe is full (a
+# log collector falling behind), is interleaved with other workers' writes and cuts their
+# lines apart. So a batch leaves in writes of whole lines of at most this many bytes; a
+# single line longer than that goes alone, and only it may still be interleaved.
+ATOMIC_WRITE_BYTES = select.PIPE_BUF
 
 
 _WRITE_OUT_STAMP = _UTCTimestamp()
@@ -169,13 +178,39 @@ class LineWriter:
             text = "\n".join([_rendered(line) for line in self._waiting]) + "\n"
             self._waiting.clear()
             self._waiting_characters = 0
-            try:
-                self._stream.write(text)
-                self._stream.flush()
-            except (OSError, ValueError):  # a closed pipe or file
-                pass
+            with contextlib.suppress(OSError, ValueError):  # a closed pipe or file
+                self._write(text)
+
+    def _write(self, text: str) -> None:
+        """`text`, whole lines of it at a time, each write at most `ATOMIC_WRITE_BYTES`."""
+        stream = self._stream
+        binary = getattr(stream, "buffer", None)
+        if binary is None:  # a stream of text alone (tests): no pipe to share
+            stream.write(text)
+            stream.flush()
+            return
+        stream.flush()  # what was printed before goes first
+        data = text.encode(stream.encoding or "utf-8", "backslashreplace")
+        for piece in _whole_lines(data, ATOMIC_WRITE_BYTES):
+            binary.write(piece)
+            binary.flush()  # one write(2) per piece: it is smaller than the buffer
 
     log = debug = info = warn = warning = err = error = critical = exception = fatal = msg
+
+
+def _whole_lines(data: bytes, limit: int) -> Iterator[memoryview]:
+    """`data` cut after line breaks into pieces of at most `limit` bytes (a longer line
+    is a piece of its own)."""
+    view = memoryview(data)
+    start = 0
+    while len(data) - start > limit:
+        end = data.rfind(b"\n", start, start + limit) + 1
+        if end <= start:  # one line longer than `limit`
+            end = data.find(b"\n", start + limit) + 1 or len(data)
+        yield view[start:end]
+        start = end
+    if start < len(data):
+        yield view[start:]
 
 
 class _WriterHandler(logging.Handler):
