@@ -267,8 +267,11 @@ def _unique_key_loader() -> type[Any]:
     """A safe loader that refuses a key given twice, instead of keeping the last one."""
     import yaml
 
-    class UniqueKeyLoader(yaml.SafeLoader):
+    from webhook.yaml_merge import spec_merging
+
+    class UniqueKeyLoader(spec_merging(yaml.SafeLoader)):  # type: ignore[misc]
         def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            self.flatten_mapping(node)  # merge keys first: `<<` is not a key of its own
             seen: set[Any] = set()
             for key_node, _ in node.value:
                 key = self.construct_object(key_node, deep=deep)
@@ -287,6 +290,7 @@ def _unique_key_loader() -> type[Any]:
                         None, None, f"the key {key!r} is given twice (again at line {line})"
                     )
                 seen.add(key)
-            return super().construct_mapping(node, deep=deep)
+            mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+            return mapping
 
     return UniqueKeyLoader

@@ -327,12 +327,15 @@ def _slow(name: str, chunk: str, offset: int, index: int) -> tuple[list[Item], i
 
 
 def _loader() -> Any:
-    """libyaml's safe loader (PyYAML's own when libyaml is missing), found on first use."""
+    """libyaml's safe loader (PyYAML's own when libyaml is missing), found on first use,
+    merging as the merge type says (`webhook.yaml_merge`)."""
     global _Loader  # noqa: PLW0603 - set once
     if _Loader is None:
         import yaml
 
-        _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        from webhook.yaml_merge import spec_merging
+
+        _Loader = spec_merging(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     return _Loader
 
 
