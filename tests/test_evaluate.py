@@ -748,6 +748,96 @@ def test_a_file_named_twice_is_judged_once(
     assert outcome.sources == [f"{path}#0"]
 
 
+def test_a_hard_link_to_a_file_read_already_is_not_read_again(
+    evaluate: Evaluate, write: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    path = write("deploy/app.yaml", POD.format(name="web"))
+    os.link(path, tmp_path / "deploy" / "copy.yaml")
+    assert evaluate(tmp_path / "deploy").sources == [f"{path}#0"]
+
+
+def test_a_stream_of_json_objects_is_one_document_each(
+    evaluate: Evaluate, write: Callable[[str, str], Path]
+) -> None:
+    """`jq -c '.items[]' | bulwark evaluate`: JSON values one after another, as kubectl
+    reads them, in a .json file or on standard input."""
+    one, two = (
+        orjson.dumps(yaml.safe_load(POD.format(name="a"))),
+        orjson.dumps(yaml.safe_load(PRIVILEGED.format(name="b"))),
+    )
+    stream = one + b"\n" + two + b"\n"
+    path = write("pods.json", stream.decode())
+    for outcome in (evaluate(path), evaluate(stdin=stream)):
+        assert [r["name"] for r in outcome.results] == ["a", "b"]
+        assert [r["line"] for r in outcome.results] == [1, 2]
+        assert outcome.status == 1
+
+
+def test_a_json_file_holding_yaml_is_read_as_yaml_as_kubectl_reads_it(
+    evaluate: Evaluate, write: Callable[[str, str], Path]
+) -> None:
+    outcome = evaluate(write("pod.json", POD.format(name="web")))
+    assert (outcome.status, [r["name"] for r in outcome.results]) == (0, ["web"])
+    broken = evaluate(write("broken.json", '{"apiVersion": "v1",}'))
+    assert broken.status == 2
+    assert "broken.json#0 (line 1): not valid JSON" in broken.err
+
+
+def test_directives_after_a_document_end_belong_to_the_next_document(
+    evaluate: Evaluate, write: Callable[[str, str], Path]
+) -> None:
+    """`...`, then `%YAML 1.1`, then `---`: a valid stream of two documents."""
+    text = POD.format(name="a") + "...\n%YAML 1.1\n---\n" + PRIVILEGED.format(name="b")
+    path = write("two.yaml", text)
+    assert [d["metadata"]["name"] for d in yaml.safe_load_all(text)] == ["a", "b"]
+    outcome = evaluate(path)
+    assert (outcome.status, outcome.err) == (1, "")
+    assert [(r["name"], r["line"]) for r in outcome.results] == [("a", 1), ("b", 11)]
+
+
+def test_input_without_objects_says_so_and_admits(evaluate: Evaluate) -> None:
+    outcome = evaluate(stdin=b"# nothing here\n")
+    assert outcome.status == 0
+    assert outcome.err == "bulwark evaluate: no Kubernetes objects in the input\n"
+
+
+@pytest.mark.parametrize(
+    ("redirect", "message"),
+    [
+        pytest.param(">/dev/full", "cannot write the report: No space left on device", id="full"),
+        pytest.param(">&-", "there is no standard output to write the report to", id="closed"),
+    ],
+)
+def test_a_report_that_cannot_be_written_is_status_2_with_a_message(
+    tmp_path: Path, redirect: str, message: str
+) -> None:
+    """Never a traceback, and never status 0 or 1: they would read as a verdict."""
+    path = tmp_path / "pods.yaml"
+    path.write_text("---\n".join(POD.format(name=f"p{n}") for n in range(500)))
+    done = subprocess.run(
+        ["bash", "-c", f'"$0" evaluate -o sarif "$1" {redirect}', str(BULWARK), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr == f"bulwark evaluate: {message}\n"
+
+
+def test_a_closed_standard_error_does_not_stop_the_judgement(tmp_path: Path) -> None:
+    path = tmp_path / "pod.yaml"
+    path.write_text(PRIVILEGED.format(name="web"))
+    done = subprocess.run(
+        ["bash", "-c", '"$0" evaluate -o json "$1" 2>&-', str(BULWARK), str(path)],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert orjson.loads(done.stdout)["summary"]["denied"] == 1
+
+
 def test_an_unreadable_folder_is_reported(
     evaluate: Evaluate,
     write: Callable[[str, str], Path],

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 import pytest
 
+from webhook.errors import printable
 from webhook.evaluate import run_cli
 
 DATA = Path(__file__).parent / "data" / "evaluate"
@@ -231,3 +232,14 @@ def test_a_reader_that_stops_early_gets_no_traceback_and_the_verdict_stands(
         status = process.wait(timeout=60)
     assert errors == ""
     assert status == 1
+
+
+@pytest.mark.parametrize(
+    "character", ["\x00", "\x1b", "\n", "\x85", "\u2028", "\u2029", "\u202e", "\u2066", "\u200b"]
+)
+def test_line_breaks_and_direction_marks_are_escaped_too(character: str) -> None:
+    """Unicode's line separators split a line for some readers, and its direction marks
+    make text read otherwise than it is ("Trojan Source"): both are written as escapes."""
+    shown = printable(f"web{character}evil")
+    assert shown == f"web\\u{ord(character):04x}evil"
+    assert len(shown.splitlines()) == 1

@@ -76,8 +76,13 @@ _VALUE_KINDS = (
 )
 
 
-# C0 and C1 controls, DEL, and what XML 1.0 cannot hold (surrogates, U+FFFE, U+FFFF).
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# C0 and C1 controls and DEL; the line and paragraph separators (a line break to some
+# readers); the invisible and direction-changing marks, which make text read otherwise than
+# it is ("Trojan Source"); and what XML 1.0 cannot hold (surrogates, U+FFFE, U+FFFF).
+_UNPRINTABLE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
+    r"\ud800-\udfff\ufffe\uffff]"
+)
 
 
 def printable(text: str) -> str:

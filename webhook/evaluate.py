@@ -346,28 +346,50 @@ def _run(
     if not paths or "-" in paths:
         stdin = getattr(sys.stdin, "buffer", None)
         if stdin is not None and sys.stdin.isatty():
-            print("bulwark evaluate: reading manifests from standard input", file=sys.stderr)
+            _tell("reading manifests from standard input")
     judged_as = operation_named(operation)
     problems: list[Problem] = []
     documents = _documents(read_paths(paths, stdin), problems)
     with native_reader():  # each document is judged as soon as it is read
         results = judge(documents, settings, namespace=namespace, operation=judged_as)
     for problem in problems:
-        print(f"bulwark evaluate: {printable(str(problem))}", file=sys.stderr)
+        _tell(printable(str(problem)))
+    if not results and not problems:
+        _tell("no Kubernetes objects in the input")
 
-    try:
-        report.write(output, results, problems, sys.stdout)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # The reader stopped reading (`| head`). The verdict stands; and Python must not
-        # fail again when it flushes standard output at exit.
-        _discard_standard_output()
-    if problems:
+    written = _write_report(output, results, problems)
+    if problems or not written:
         return EXIT_BAD_INPUT
     return EXIT_ADMITTED if all(result.allowed for result in results) else EXIT_DENIED
 
 
+def _write_report(output: str, results: list[Result], problems: list[Problem]) -> bool:
+    """Print the report; False, with a message, when it could not be written."""
+    if sys.stdout is None:  # started with standard output closed (`>&-`)
+        _tell("there is no standard output to write the report to")
+        return False
+    try:
+        report.write(output, results, problems, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped reading (`| head`): the verdict stands.
+        _discard_standard_output()
+    except OSError as error:  # a full disk, a device that fails
+        _tell(f"cannot write the report: {error.strerror or error}")
+        _discard_standard_output()
+        return False
+    return True
+
+
+def _tell(message: str) -> None:
+    """One line on standard error, when there is one (`2>&-` closes it)."""
+    if sys.stderr is not None:
+        print(f"bulwark evaluate: {message}", file=sys.stderr)
+
+
 def _discard_standard_output() -> None:
+    """Point descriptor 1 at /dev/null, so that Python's flush at exit, of what could not
+    be written, fails no more."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, sys.stdout.fileno())

@@ -47,6 +47,9 @@ STDIN = "-"
 _SEPARATOR = re.compile(r"\n---(?=[ \t\r\n]|$)")
 _CONTENT_LINE = re.compile(r"^[ \t]*[^\s#]", re.MULTILINE)
 _JSON_FIRST_KEY = re.compile(rb'\s*\{\s*"')
+_WHITE_SPACE = re.compile(r"[ \t\r\n]*")
+_DOCUMENT_END = re.compile(r"\.\.\.[ \t]*(?:#.*)?")
+_BLANK_OR_COMMENT = re.compile(r"[ \t]*(?:#.*)?")
 _Loader: Any = None  # libyaml's safe loader, once a document needs it (see `_loader`)
 
 
@@ -82,11 +85,12 @@ def manifest_files(paths: list[str]) -> Iterator[tuple[str, str | None]]:
 
     Files and folders whose names start with a dot (`.git`, `.github/workflows`) are
     skipped inside a folder but read when named. `error` is None for a readable path.
-    A file named twice (`deploy deploy/app.yaml`) is read once, under its first name. In a
-    folder only regular files are read: a FIFO would block the walk until a writer came.
-    A path named on the command line may be anything that can be read (`<(kustomize build)`).
+    A file named twice (`deploy deploy/app.yaml`, or through a link) is read once, under
+    its first name. In a folder only regular files are read: a FIFO would block the walk
+    until a writer came. A path named on the command line may be anything that can be read
+    (`<(kustomize build)`).
     """
-    seen: set[str] = set()
+    seen: set[object] = set()
     for path in paths or [STDIN]:
         if path == STDIN or not os.path.isdir(path):
             if path == STDIN or _first_time(path, seen):
@@ -108,11 +112,17 @@ def manifest_files(paths: list[str]) -> Iterator[tuple[str, str | None]]:
             yield str(error.filename), f"cannot read the folder: {error.strerror}"
 
 
-def _first_time(path: str, seen: set[str]) -> bool:
-    real = os.path.realpath(path)
-    if real in seen:
+def _first_time(path: str, seen: set[object]) -> bool:
+    """Whether `path` names a file not seen yet: by its inode, so that a symbolic or a
+    hard link to a file read already is not read again."""
+    try:
+        status = os.stat(path)
+        identity: object = (status.st_dev, status.st_ino)
+    except OSError:  # it will be reported when it is read
+        identity = os.path.realpath(path)
+    if identity in seen:
         return False
-    seen.add(real)
+    seen.add(identity)
     return True
 
 
@@ -146,13 +156,26 @@ def read_paths(paths: list[str], stdin: Any = None) -> Iterator[Item]:
 
 
 def read_bytes(name: str, data: bytes, *, json: bool = False) -> Iterator[Item]:
-    """The documents in one file's bytes; `json` for a `.json` file (no YAML fallback)."""
+    """The documents in one file's bytes; `json` for a `.json` file.
+
+    Text that starts with `{"` is JSON, and so is a `.json` file's that starts with `{` or
+    `[` (an error in it is a JSON error, not a YAML one); like kubectl, a stream of JSON
+    values one after another (`jq -c '.items[]'`) is read as one document each. Anything
+    else is YAML, whatever the file is called, as kubectl reads it.
+    """
     data = data.removeprefix(b"\xef\xbb\xbf")  # the byte-order mark some editors write
     opening = _JSON_FIRST_KEY.match(data)
-    if opening or (json and data.strip()):
+    json = json and data.lstrip().startswith((b"{", b"["))
+    if opening or json:
         try:
             body = orjson.loads(data)
         except orjson.JSONDecodeError as error:
+            stream = _json_stream(data)
+            if stream is not None:
+                for index, (line, value, text) in enumerate(stream):
+                    lines = partial(_item_lines, text, line - 1)
+                    yield from _objects(name, f"{name}#{index}", line, value, lines)
+                return
             if json:
                 yield Problem(name, f"{name}#0", error.lineno, f"not valid JSON: {error.msg}")
                 return
@@ -168,9 +191,42 @@ def read_bytes(name: str, data: bytes, *, json: bool = False) -> Iterator[Item]:
     yield from read_yaml(name, text)
 
 
+def _json_stream(data: bytes) -> list[tuple[int, Any, str]] | None:
+    """(line, value, text) of each of two or more JSON values that follow one another with
+    only white space between them; None for anything else."""
+    import json
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    decoder = json.JSONDecoder(parse_constant=_no_constant)
+    values = []
+    position = _after_white_space(text, 0)
+    while position < len(text):
+        try:
+            value, end = decoder.raw_decode(text, position)
+        except (ValueError, RecursionError):  # the caller reports orjson's own error
+            return None
+        line = text.count("\n", 0, position) + 1
+        values.append((line, value, text[position:end]))
+        position = _after_white_space(text, end)
+    return values if len(values) > 1 else None
+
+
+def _after_white_space(text: str, position: int) -> int:
+    found = _WHITE_SPACE.match(text, position)
+    return found.end() if found else position
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _chunks(text: str) -> Iterator[tuple[int, str]]:
     """(first line, text) of every `---`-separated part; a leading comment-only part is
-    dropped and a leading directives-only part (`%YAML 1.1`) joins the next one."""
+    dropped, and directives (`%YAML 1.1`), at the start or after a document's `...` line,
+    join the part they precede."""
     starts = [0]
     starts.extend(match.start() for match in _SEPARATOR.finditer("\n" + text))
     line = 0
@@ -186,9 +242,30 @@ def _chunks(text: str) -> Iterator[tuple[int, str]]:
                 carried = chunk if content else ""
                 line += chunk.count("\n")
                 continue
-        yield line - carried.count("\n"), carried + chunk
+        cut = _directives_after_end(chunk)
+        yield line - carried.count("\n"), carried + chunk[:cut]
         line += chunk.count("\n")
-        carried = ""
+        carried = chunk[cut:]
+
+
+def _directives_after_end(chunk: str) -> int:
+    """Where the directives that follow a document's `...` line start in `chunk` (they
+    belong to the next document), else the chunk's length."""
+    if "\n%" not in chunk:
+        return len(chunk)
+    lines = chunk.split("\n")
+    directives = False
+    for index in range(len(lines) - 1, -1, -1):  # up from the end, to a `...` line
+        line = lines[index]
+        if line.startswith("%"):
+            directives = True
+        elif _DOCUMENT_END.fullmatch(line):
+            if not directives:
+                break
+            return sum(len(kept) + 1 for kept in lines[: index + 1])
+        elif not _BLANK_OR_COMMENT.fullmatch(line):
+            break
+    return len(chunk)
 
 
 def read_yaml(name: str, text: str) -> Iterator[Item]:

@@ -111,7 +111,8 @@ def native_reader() -> Iterator[None]:
     try:
         from ryml import _ryml as binding
 
-        sys.stderr.flush()
+        if sys.stderr is not None:  # None when started with it closed (`2>&-`)
+            sys.stderr.flush()
         saved = os.dup(2)
     except (ImportError, OSError, ValueError):
         yield
