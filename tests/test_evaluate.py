@@ -724,17 +724,22 @@ def test_a_fifo_in_a_folder_is_reported_not_waited_for(evaluate: Evaluate, tmp_p
     assert [result["name"] for result in outcome.results] == ["web"]
 
 
-def test_a_pipe_named_on_the_command_line_is_read(tmp_path: Path) -> None:
-    """`bulwark evaluate <(kustomize build)`: a path named by the user may be a pipe."""
-    manifest = tmp_path / "p.yaml"
-    manifest.write_text(POD.format(name="web"))
-    done = subprocess.run(
-        ["bash", "-c", 'exec "$0" evaluate -o json <(cat "$1")', str(BULWARK), str(manifest)],
+def _bulwark_in_bash(script: str, path: Path) -> subprocess.CompletedProcess[str]:
+    """`script` run by bash with "$0" the bulwark command and "$1" `path`."""
+    return subprocess.run(
+        ["bash", "-c", script, str(BULWARK), str(path)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_a_pipe_named_on_the_command_line_is_read(tmp_path: Path) -> None:
+    """`bulwark evaluate <(kustomize build)`: a path named by the user may be a pipe."""
+    manifest = tmp_path / "p.yaml"
+    manifest.write_text(POD.format(name="web"))
+    done = _bulwark_in_bash('exec "$0" evaluate -o json <(cat "$1")', manifest)
     assert done.returncode == 0, done.stderr
     assert [r["name"] for r in orjson.loads(done.stdout)["results"]] == ["web"]
 
@@ -814,13 +819,7 @@ def test_a_report_that_cannot_be_written_is_status_2_with_a_message(
     """Never a traceback, and never status 0 or 1: they would read as a verdict."""
     path = tmp_path / "pods.yaml"
     path.write_text("---\n".join(POD.format(name=f"p{n}") for n in range(500)))
-    done = subprocess.run(
-        ["bash", "-c", f'"$0" evaluate -o sarif "$1" {redirect}', str(BULWARK), str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _bulwark_in_bash(f'"$0" evaluate -o sarif "$1" {redirect}', path)
     assert done.returncode == 2
     assert done.stderr == f"bulwark evaluate: {message}\n"
 
@@ -828,12 +827,7 @@ def test_a_report_that_cannot_be_written_is_status_2_with_a_message(
 def test_a_closed_standard_error_does_not_stop_the_judgement(tmp_path: Path) -> None:
     path = tmp_path / "pod.yaml"
     path.write_text(PRIVILEGED.format(name="web"))
-    done = subprocess.run(
-        ["bash", "-c", '"$0" evaluate -o json "$1" 2>&-', str(BULWARK), str(path)],
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
+    done = _bulwark_in_bash('"$0" evaluate -o json "$1" 2>&-', path)
     assert done.returncode == 1
     assert orjson.loads(done.stdout)["summary"]["denied"] == 1
 
