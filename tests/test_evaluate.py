@@ -832,6 +832,30 @@ def test_a_closed_standard_error_does_not_stop_the_judgement(tmp_path: Path) -> 
     assert orjson.loads(done.stdout)["summary"]["denied"] == 1
 
 
+@pytest.mark.parametrize("space", ["\u00a0", "\u2003", "\u3000", "\x85", "\u2028", "\x0b"])
+def test_a_part_that_starts_with_another_space_is_read_never_skipped(
+    evaluate: Evaluate, write: Callable[[str, str], Path], space: str
+) -> None:
+    """kubectl reads a JSON object behind a no-break space, and YAML lines behind NEL; the
+    part must be read (and judged, or refused), never dropped as if it held nothing."""
+    pod = orjson.dumps(yaml.safe_load(PRIVILEGED.format(name="web"))).decode()
+    outcome = evaluate(write("pod.yaml", space + pod + "\n"))
+    assert outcome.status in (1, 2)
+    assert outcome.results or "pod.yaml#0" in outcome.err
+
+
+@pytest.mark.parametrize("value", ["!!bool 1", "!!bool ''", "!!int ''", "!!timestamp x"])
+def test_a_value_its_tag_cannot_hold_is_reported_not_a_traceback(
+    evaluate: Evaluate, write: Callable[[str, str], Path], value: str
+) -> None:
+    text = POD.format(name="web").replace("spec:\n", f"spec:\n  hostPID: {value}\n")
+    outcome = evaluate(write("tagged.yaml", text))
+    assert outcome.status == 2
+    assert "tagged.yaml#0 (line 1): not valid YAML: a value that cannot be read as its tag" in (
+        outcome.err
+    )
+
+
 def test_an_unreadable_folder_is_reported(
     evaluate: Evaluate,
     write: Callable[[str, str], Path],

@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, cast
 
-from webhook.errors import ConfigError, unbuildable_value, value_kind
+from webhook.errors import UNBUILDABLE, ConfigError, unbuildable_value, value_kind
 from webhook.quantity import InvalidQuantity, parse_quantity
 from webhook.verdict import Enforcement
 
@@ -257,7 +257,7 @@ def load_settings(path: str | Path | None) -> Settings:
         data = yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
-    except ValueError as error:
+    except UNBUILDABLE as error:
         raise ConfigError(f"{path}: not valid YAML: {unbuildable_value(error)}") from None
     return settings_from_mapping(data, source=str(path))
 
@@ -267,9 +267,9 @@ def _unique_key_loader() -> type[Any]:
     """A safe loader that refuses a key given twice, instead of keeping the last one."""
     import yaml
 
-    from webhook.yaml_merge import spec_merging
+    from webhook.yaml_compat import kubectl_loader
 
-    class UniqueKeyLoader(spec_merging(yaml.SafeLoader)):  # type: ignore[misc]
+    class UniqueKeyLoader(kubectl_loader(yaml.SafeLoader)):  # type: ignore[misc]
         def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
             self.flatten_mapping(node)  # merge keys first: `<<` is not a key of its own
             seen: set[Any] = set()

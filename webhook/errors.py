@@ -43,15 +43,20 @@ class KubeUnavailable(BulwarkError):
     """The Kubernetes API cannot be configured or reached (kubeconfig, network, auth)."""
 
 
-def unbuildable_value(error: ValueError) -> str:
-    """What a ValueError raised while PyYAML builds a value means, for a message.
+# What PyYAML's constructors raise, instead of a YAMLError, for a value they cannot build:
+# ValueError for a date that does not exist (`2024-13-45`) or an integer longer than
+# Python converts (4300 digits); KeyError, IndexError or AttributeError for a tag its
+# value does not fit (`!!bool 1`, `!!int ''`, `!!timestamp x`).
+UNBUILDABLE = (ValueError, LookupError, AttributeError)
 
-    PyYAML raises it, not a YAMLError, for a date that does not exist (`2024-13-45`) and
-    for an integer longer than Python converts (4300 digits).
-    """
+
+def unbuildable_value(error: Exception) -> str:
+    """What an `UNBUILDABLE` error raised while PyYAML builds a value means, for a message."""
     if "integer string conversion" in str(error):
         return "a value that cannot be read (an integer of more than 4300 digits)"
-    return f"a value that cannot be read ({error})"
+    if isinstance(error, ValueError):
+        return f"a value that cannot be read ({error})"
+    return "a value that cannot be read as its tag says (such as !!bool 1 or !!int '')"
 
 
 def value_kind(value: Any) -> str:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from webhook import yaml_native
-from webhook.errors import unbuildable_value, value_kind
+from webhook.errors import UNBUILDABLE, unbuildable_value, value_kind
 from webhook.yaml_declined import UNSUPPORTED_CHARACTERS, Unsupported
 
 if TYPE_CHECKING:
@@ -45,7 +45,10 @@ STDIN = "-"
 # A `---` line; the text is searched with a line break in front, so that one at the very
 # start is found too (a literal prefix keeps the search fast on large files).
 _SEPARATOR = re.compile(r"\n---(?=[ \t\r\n]|$)")
-_CONTENT_LINE = re.compile(r"^[ \t]*[^\s#]", re.MULTILINE)
+# A line with more than YAML's white space (space and tab) and a comment. Not `\s`: other
+# spaces (U+00A0, U+2028, ...) are content to a YAML or JSON reader, and a part of them
+# must be read and refused, never skipped as empty.
+_CONTENT_LINE = re.compile(r"^[ \t]*[^ \t\r\n#]", re.MULTILINE)
 _JSON_FIRST_KEY = re.compile(rb'\s*\{\s*"')
 _WHITE_SPACE = re.compile(r"[ \t\r\n]*")
 _DOCUMENT_END = re.compile(r"\.\.\.[ \t]*(?:#.*)?")
@@ -238,7 +241,7 @@ def _chunks(text: str) -> Iterator[tuple[int, str]]:
         chunk = text[start:end]
         if index == 0 and not chunk.startswith("---"):
             content = [m.group() for m in _CONTENT_LINE.finditer(chunk)]
-            if not content or all(c.lstrip().startswith("%") for c in content):
+            if not content or all(c.lstrip(" \t").startswith("%") for c in content):
                 carried = chunk if content else ""
                 line += chunk.count("\n")
                 continue
@@ -394,7 +397,7 @@ def _slow(name: str, chunk: str, offset: int, index: int) -> tuple[list[Item], i
     except RecursionError:
         items.append(Problem(name, f"{name}#{index}", offset + 1, "nested too deeply to be read"))
         index += 1
-    except ValueError as error:  # a date that does not exist, an integer too long
+    except UNBUILDABLE as error:  # `2024-13-45`, 5000 digits, `!!bool 1`
         message = f"not valid YAML: {unbuildable_value(error)}"
         items.append(Problem(name, f"{name}#{index}", offset + 1, message))
         index += 1
@@ -405,14 +408,14 @@ def _slow(name: str, chunk: str, offset: int, index: int) -> tuple[list[Item], i
 
 def _loader() -> Any:
     """libyaml's safe loader (PyYAML's own when libyaml is missing), found on first use,
-    merging as the merge type says (`webhook.yaml_merge`)."""
+    reading as kubectl does where PyYAML would not (`webhook.yaml_compat`)."""
     global _Loader  # noqa: PLW0603 - set once
     if _Loader is None:
         import yaml
 
-        from webhook.yaml_merge import spec_merging
+        from webhook.yaml_compat import kubectl_loader
 
-        _Loader = spec_merging(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        _Loader = kubectl_loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     return _Loader
 
 

@@ -10,8 +10,10 @@ caller then reads the document with PyYAML, which also reports the errors; so a 
 always means what PyYAML says it means, and this reader only has to be right where it does
 not give up. tests/test_evaluate_yaml.py holds it to that against PyYAML.
 
-Plain scalars are resolved by PyYAML's own YAML 1.1 resolver and constructors (`yes` is a
-boolean, `0755` an octal number, `2024-01-01` a date), cached per distinct text.
+Plain scalars are resolved by PyYAML's YAML 1.1 resolver and constructors (`yes` is a
+boolean, `0755` an octal number, `2024-01-01` a date), as the libyaml loader resolves them
+(`webhook.yaml_compat`: also `y` and `n` are booleans, as kubectl reads them), cached per
+distinct text.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from typing import Any
 
 from yaml.constructor import SafeConstructor
 from yaml.nodes import ScalarNode
-from yaml.resolver import Resolver
 
+from webhook.yaml_compat import CONSTRUCTOR, RESOLVER
 from webhook.yaml_declined import Unsupported
 
 __all__ = ["MAX_DEPTH", "Unsupported", "load"]
@@ -40,9 +42,9 @@ _FLOW_KEY = re.compile(r"""([^\s#'"&*!|>%@`{}\[\],?:<=-][^\s:#{}\[\],]*): +""")
 _PLAIN_STARTS = frozenset("&*!|>%@`,[]{}#'\"")
 _STR = "tag:yaml.org,2002:str"
 
-_resolver = Resolver()
-_constructor = SafeConstructor()
-_RESOLVED_FIRST = frozenset(char for char in Resolver.yaml_implicit_resolvers if char)
+_resolver = RESOLVER
+_constructor = CONSTRUCTOR
+_RESOLVED_FIRST = frozenset(char for char in RESOLVER.yaml_implicit_resolvers if char)
 _CONSTRUCTORS = {
     f"tag:yaml.org,2002:{name}": SafeConstructor.yaml_constructors[f"tag:yaml.org,2002:{name}"]
     for name in ("null", "bool", "int", "float", "timestamp")

@@ -1,0 +1,202 @@
+"""Where PyYAML would read a manifest otherwise than kubectl, and what the loaders do instead.
+
+kubectl (and Argo CD, and the API server for YAML bodies) turns YAML into JSON with
+`sigs.k8s.io/yaml`, whose reader is go-yaml v2. A manifest that reads one way here and
+another way there could pass `bulwark evaluate` and reach the cluster privileged, so the
+exact readers (PyYAML, and `webhook.yaml_subset` through `RESOLVER` and `CONSTRUCTOR`)
+follow go-yaml where PyYAML parts from it:
+
+- **`y`, `Y`, `n` and `N` are booleans**, as go-yaml reads them (`privileged: y` is
+  true); PyYAML reads them as strings.
+- **Merge keys (`<<`).** go-yaml applies them in the order written: a `<<` overwrites
+  the mapping's own keys written before it, and of two `<<` keys the later wins (of the
+  mappings in one `<<: [...]`, the earlier). The merge type (https://yaml.org/type/merge.html)
+  lets the mapping's own keys win wherever they stand, and so do PyYAML before 6.0.4 and
+  go-yaml v3 (kustomize); PyYAML 6.0.4 lets the later of `<<: [*a, *b]` win for any key
+  longer than one character (its issue #953). Where the readers that matter agree, the
+  mapping reads as they do; where they do not (`privileged: false` and then `<<: *a`
+  that says `true`), the document is refused with a message that says how to write it
+  so that every reader agrees. A mapping is flattened once however often it is merged,
+  with one pair per key, so mappings merging mappings cannot multiply into a flood (the
+  billion-laughs check in `webhook.manifests_io` bounds the aliases themselves).
+
+Left as PyYAML reads them, because no check of Bulwark depends on them at the baseline
+level: number forms only go-yaml reads as numbers (`1e3`, `0o17`, `09`: strings here) or
+only PyYAML does (`1:20`), and dates (a date here, a string there). At the restricted level
+`runAsUser: 0e0` is root to kubectl and a string here, which the check does not read as
+root; teaching `RESOLVER` go-yaml's number rules (strconv.ParseInt with base 0 after
+removing `_`, then its float pattern) is the way out.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.resolver import Resolver
+
+MERGE_TAG = "tag:yaml.org,2002:merge"
+VALUE_TAG = "tag:yaml.org,2002:value"
+STR_TAG = "tag:yaml.org,2002:str"
+BOOL_TAG = "tag:yaml.org,2002:bool"
+
+Pair = tuple[yaml.Node, yaml.Node]
+
+
+class KubectlResolver(Resolver):
+    """PyYAML's resolver, with go-yaml's one-letter booleans."""
+
+
+KubectlResolver.add_implicit_resolver(BOOL_TAG, re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
+
+
+class KubectlConstructor(SafeConstructor):
+    """PyYAML's safe constructor, knowing the one-letter booleans (also as `!!bool y`)."""
+
+    bool_values = {**SafeConstructor.bool_values, "y": True, "n": False}  # noqa: RUF012
+
+
+RESOLVER = KubectlResolver()
+CONSTRUCTOR = KubectlConstructor()
+
+
+class _Flattening:
+    """Marks a mapping whose merges are being flattened, to catch one that merges itself."""
+
+
+_FLATTENING = _Flattening()
+
+
+def kubectl_loader(base: type[Any]) -> type[Any]:
+    """`base` (a PyYAML safe loader class) reading as kubectl does (see the module)."""
+
+    class KubectlLoader(base):  # type: ignore[misc]
+        bool_values = KubectlConstructor.bool_values
+        yaml_implicit_resolvers = KubectlResolver.yaml_implicit_resolvers
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # id(mapping node) -> the node, and its pairs with merges flattened. The node is
+            # kept so that its id cannot be another node's while the entry lives: one
+            # document's entries are dropped when it is built (see `construct_document`).
+            self._flattened: dict[int, tuple[yaml.Node, list[Pair] | _Flattening]] = {}
+
+        def construct_document(self, node: yaml.Node) -> Any:
+            try:
+                return super().construct_document(node)
+            finally:
+                self._flattened.clear()
+
+        def flatten_mapping(self, node: yaml.MappingNode) -> None:
+            node.value = self._pairs(node)
+
+        def _pairs(self, node: yaml.MappingNode) -> list[Pair]:
+            _, known = self._flattened.get(id(node), (node, None))
+            if isinstance(known, _Flattening):
+                raise ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    "found a merge key that merges the mapping it is in",
+                    node.start_mark,
+                )
+            if known is not None:
+                return known
+            self._flattened[id(node)] = (node, _FLATTENING)
+            pairs = self._flattened_pairs(node)
+            self._flattened[id(node)] = (node, pairs)
+            return pairs
+
+        def _flattened_pairs(self, node: yaml.MappingNode) -> list[Pair]:
+            own: list[Pair] = []
+            merged: list[yaml.MappingNode] = []  # the earlier wins, by the merge type
+            in_order: list[list[Pair]] = []  # what go-yaml sets, in the order it sets it
+            for key, value in node.value:
+                if key.tag != MERGE_TAG:
+                    if key.tag == VALUE_TAG:  # `=` as a key is the string "="
+                        key.tag = STR_TAG
+                    own.append((key, value))
+                    in_order.append([(key, value)])
+                    continue
+                mappings = self._mappings_to_merge(node, value)
+                merged.extend(mappings)
+                in_order.extend(self._pairs(mapping) for mapping in reversed(mappings))
+            if not merged:
+                return own
+            pairs = self._winners(own, merged) + own
+            _refuse_disagreement(node, pairs, in_order)
+            return pairs
+
+        def _mappings_to_merge(
+            self, node: yaml.MappingNode, value: yaml.Node
+        ) -> list[yaml.MappingNode]:
+            given = value.value if isinstance(value, yaml.SequenceNode) else [value]
+            mappings: list[yaml.MappingNode] = []
+            for mapping in given:
+                if not isinstance(mapping, yaml.MappingNode):
+                    found = "a list" if isinstance(mapping, yaml.SequenceNode) else "a scalar"
+                    raise ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"expected a mapping or a list of mappings to merge, found {found}",
+                        mapping.start_mark,
+                    )
+                mappings.append(mapping)
+            return mappings
+
+        def _winners(self, own: list[Pair], merged: list[yaml.MappingNode]) -> list[Pair]:
+            """The merged pairs that win, one per key not among `own`, the weakest first."""
+            taken = {_identity(key) for key, _ in own}
+            winners: list[Pair] = []
+            for mapping in merged:
+                # A flattened mapping's pairs run from the weakest to the strongest.
+                for key, value in reversed(self._pairs(mapping)):
+                    identity = _identity(key)
+                    if identity not in taken:
+                        taken.add(identity)
+                        winners.append((key, value))
+            winners.reverse()
+            return winners
+
+    return KubectlLoader
+
+
+def _refuse_disagreement(
+    node: yaml.MappingNode, pairs: list[Pair], in_order: list[list[Pair]]
+) -> None:
+    """Refuse `node` when go-yaml, setting keys in the order written, ends with another
+    value for a key than the merge type's `pairs` give it."""
+    by_the_type = {_identity(key): value for key, value in pairs}
+    as_written: dict[tuple[str, Any], yaml.Node] = {}
+    for group in in_order:
+        for key, value in group:
+            as_written[_identity(key)] = value
+    for identity, value in as_written.items():
+        if not _same(value, by_the_type[identity]):
+            raise ConstructorError(
+                "while constructing a mapping",
+                node.start_mark,
+                f"the merge keys (<<) here give {identity[1]!r} two values: kubectl's reader "
+                "takes the one written last, the YAML merge type the mapping's own or the "
+                "first merged one; write the merge key first and only once, or write the key "
+                "out",
+                node.start_mark,
+            )
+
+
+def _same(one: yaml.Node, other: yaml.Node) -> bool:
+    """Whether two value nodes read the same: the same node, or equal scalars."""
+    if one is other:
+        return True
+    if isinstance(one, yaml.ScalarNode) and isinstance(other, yaml.ScalarNode):
+        return (one.tag, one.value) == (other.tag, other.value)
+    return False
+
+
+def _identity(key: yaml.Node) -> tuple[str, Any]:
+    """What makes two keys the same key: a scalar's tag and text (`1` and `"1"` differ);
+    any other key is only ever itself, and the constructor refuses it as unhashable."""
+    if isinstance(key, yaml.ScalarNode):
+        return key.tag, key.value
+    return "", id(key)
