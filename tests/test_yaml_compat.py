@@ -271,3 +271,70 @@ def test_one_letter_booleans_in_every_reader(text: str, expected: Any) -> None:
     assert load(text)["a"] == expected
     if "!!" not in text:  # the subset reader leaves tags to libyaml
         assert yaml_subset.load(text + "\n")[0]["a"] == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # What go-yaml v2 reads as numbers and PyYAML as strings (values from Go's strconv).
+        ("0e0", 0.0),
+        (".0e0", 0.0),
+        ("0o0", 0),
+        ("+_0_", 0),
+        ("-._0_", -0.0),
+        ("0o755", 493),
+        ("09", 9.0),
+        ("1e3", 1000.0),
+        ("1.e2", 100.0),
+        ("-0o1_0", -8),
+        # What both read alike.
+        ("0755", 493),
+        ("0x1F", 31),
+        ("1_000", 1000),
+        ("0b101", 5),
+        ("+3", 3),
+        ("1.5", 1.5),
+        ("9223372036854775808", 9223372036854775808),  # ParseUint takes it
+        ("-9223372036854775809", -9.223372036854776e18),  # past int64: go-yaml's float
+        # What go-yaml reads as strings and PyYAML as numbers, or refuses.
+        ("1:20", "1:20"),
+        ("+8:30", "+8:30"),
+        ("1e999", "1e999"),
+        ("9" * 5000, "9" * 5000),
+        ("0x" + "1" + "0" * 16, "0x1" + "0" * 16),
+        ("._5", "._5"),
+        # Neither reads these as numbers.
+        ("100m", "100m"),
+        ("1.5Gi", "1.5Gi"),
+    ],
+)
+def test_plain_numbers_read_as_go_yaml_reads_them(text: str, expected: Any) -> None:
+    from webhook import yaml_subset
+
+    for value in (load(f"a: {text}")["a"], yaml_subset.load(f"a: {text}\n")[0]["a"]):
+        assert value == expected
+        assert type(value) is type(expected)
+
+
+def test_run_as_user_written_0e0_is_root_so_a_restricted_pod_is_denied(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """kubectl sends `runAsUser: 0e0` as 0: the container runs as root."""
+    pod = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n"
+        "  securityContext: {runAsNonRoot: true, runAsUser: 0e0, seccompProfile: "
+        "{type: RuntimeDefault}}\n"
+        "  containers:\n  - name: c\n    image: x\n    securityContext:\n"
+        "      allowPrivilegeEscalation: false\n      capabilities: {drop: [ALL]}\n"
+    )
+    (tmp_path / "restricted.yaml").write_text("podSecurity: {defaultLevel: restricted}\n")
+    (tmp_path / "pod.yaml").write_text(pod)
+    status = run_cli(
+        [str(tmp_path / "pod.yaml")],
+        config_path=str(tmp_path / "restricted.yaml"),
+        namespace="default",
+        operation="CREATE",
+        output="text",
+    )
+    assert status == 1
+    assert "pod-security/runAsUser" in capsys.readouterr().out

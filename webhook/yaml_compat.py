@@ -20,18 +20,19 @@ follow go-yaml where PyYAML parts from it:
   with one pair per key, so mappings merging mappings cannot multiply into a flood (the
   billion-laughs check in `webhook.manifests_io` bounds the aliases themselves).
 
-Left as PyYAML reads them, because no check of Bulwark depends on them at the baseline
-level: number forms only go-yaml reads as numbers (`1e3`, `0o17`, `09`: strings here) or
-only PyYAML does (`1:20`), and dates (a date here, a string there). At the restricted level
-`runAsUser: 0e0` is root to kubectl and a string here, which the check does not read as
-root; teaching `RESOLVER` go-yaml's number rules (strconv.ParseInt with base 0 after
-removing `_`, then its float pattern) is the way out.
+- **Numbers.** A plain scalar that starts like a number is one when go-yaml reads it as
+  one, and then has its value: `1e3` is 1000 and `0o17` is 15 (strings to PyYAML), `1:20`
+  is a string (80 to PyYAML). `runAsUser: 0e0` is root. See `go_number`.
+
+Left as PyYAML reads them, because no check depends on them: dates (a date here, a string
+to kubectl), and keys such as `y:`, which are the boolean True here and the string "true"
+in kubectl's JSON.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
@@ -45,17 +46,102 @@ BOOL_TAG = "tag:yaml.org,2002:bool"
 Pair = tuple[yaml.Node, yaml.Node]
 
 
+INT_TAG = "tag:yaml.org,2002:int"
+FLOAT_TAG = "tag:yaml.org,2002:float"
+# A plain scalar go-yaml reads as a number (see `go_number`); built by `go_number` too.
+GO_NUMBER_TAG = "tag:bulwark.dev,2026:go-number"
+
+_GO_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
+_DOT_FLOAT = re.compile(r"\.[0-9]+(?:[eE][-+]?[0-9]+)?")
+_BASES = {"0x": 16, "0X": 16, "0o": 8, "0O": 8, "0b": 2, "0B": 2}
+_DIGITS = {2: "01", 8: "01234567", 10: "0123456789", 16: "0123456789abcdefABCDEF"}
+_INT64, _UINT64 = 1 << 63, 1 << 64
+_MOST_DIGITS = {2: 64, 8: 22, 10: 20, 16: 16}  # of a number below 2**64, in each base
+
+
+def go_number(text: str) -> int | float | None:
+    """The number go-yaml v2 reads a plain scalar as, or None when it reads a string.
+
+    Its rules: a scalar that starts with `.` is a float when Go's ParseFloat takes it;
+    one that starts with a digit or a sign, once every `_` is removed, is an integer when
+    Go's ParseInt or ParseUint takes it with base 0 (`0x`, `0o`, `0b`, and a leading `0`
+    for octal), else a float when it matches go-yaml's float pattern (`1e3`, `1.`, `.5`)
+    and is finite (a float as PyYAML and the fast reader give one: `1e3` is 1000.0, which
+    the API server reads as 1000). `.inf` and `.nan`, which it reads by name, are not here.
+    """
+    if not text:
+        return None
+    if text[0] == ".":
+        return float(text) if _DOT_FLOAT.fullmatch(text) else None
+    if text[0] not in "+-0123456789":
+        return None
+    plain = text.replace("_", "")
+    integer = _go_int(plain)
+    if integer is not None:
+        return integer
+    if _GO_FLOAT.fullmatch(plain):
+        value = float(plain)
+        return None if value in (float("inf"), float("-inf")) else value
+    return None
+
+
+def _go_int(text: str) -> int | None:
+    """strconv.ParseInt(text, 0, 64), else strconv.ParseUint(text, 0, 64); None if neither."""
+    sign = text[:1] if text[:1] in ("+", "-") else ""
+    body = text[len(sign) :]
+    base = _BASES.get(body[:2], 8 if body[:1] == "0" and len(body) > 1 else 10)
+    digits = body[2:] if body[:2] in _BASES else body[1:] if base == 8 else body
+    if not digits or any(character not in _DIGITS[base] for character in digits):
+        return None
+    if len(digits.lstrip("0")) > _MOST_DIGITS[base]:  # past 64 bits, and past int()'s limit
+        return None
+    value = int(digits, base) * (-1 if sign == "-" else 1)
+    if -_INT64 <= value < _INT64 or (not sign and 0 <= value < _UINT64):
+        return value
+    return None
+
+
+class _GoNumberPattern:
+    """Stands for a regular expression in the resolver: it matches what `go_number` reads."""
+
+    def match(self, text: str) -> bool:
+        return go_number(text) is not None
+
+
 class KubectlResolver(Resolver):
-    """PyYAML's resolver, with go-yaml's one-letter booleans."""
+    """PyYAML's resolver, with go-yaml's one-letter booleans and its numbers."""
 
 
+# PyYAML's integer and float patterns make way for go-yaml's numbers, but for `.inf` and
+# `.nan`, which both read by name.
+KubectlResolver.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag not in (INT_TAG, FLOAT_TAG)]
+    for first, resolvers in Resolver.yaml_implicit_resolvers.items()
+}
+KubectlResolver.add_implicit_resolver(
+    FLOAT_TAG, re.compile(r"^(?:[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+.")
+)
+KubectlResolver.add_implicit_resolver(GO_NUMBER_TAG, _GoNumberPattern(), list("-+.0123456789"))
 KubectlResolver.add_implicit_resolver(BOOL_TAG, re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
 
 
 class KubectlConstructor(SafeConstructor):
-    """PyYAML's safe constructor, knowing the one-letter booleans (also as `!!bool y`)."""
+    """PyYAML's safe constructor, knowing the one-letter booleans (also as `!!bool y`) and
+    go-yaml's numbers."""
 
     bool_values = {**SafeConstructor.bool_values, "y": True, "n": False}  # noqa: RUF012
+
+    def construct_go_number(self, node: yaml.ScalarNode) -> int | float:
+        value = go_number(node.value)
+        if value is None:  # only an explicit tag gets here with anything else
+            raise ConstructorError(None, None, f"{node.value!r} is not a number", node.start_mark)
+        return value
+
+
+KubectlConstructor.yaml_constructors = {
+    **SafeConstructor.yaml_constructors,
+    GO_NUMBER_TAG: KubectlConstructor.construct_go_number,
+}
 
 
 RESOLVER = KubectlResolver()
@@ -75,6 +161,10 @@ def kubectl_loader(base: type[Any]) -> type[Any]:
     class KubectlLoader(base):  # type: ignore[misc]
         bool_values = KubectlConstructor.bool_values
         yaml_implicit_resolvers = KubectlResolver.yaml_implicit_resolvers
+        yaml_constructors: ClassVar[dict[Any, Any]] = {
+            **base.yaml_constructors,
+            GO_NUMBER_TAG: KubectlConstructor.construct_go_number,
+        }
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)

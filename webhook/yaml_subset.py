@@ -21,10 +21,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from yaml.constructor import SafeConstructor
 from yaml.nodes import ScalarNode
 
-from webhook.yaml_compat import CONSTRUCTOR, RESOLVER
+from webhook.yaml_compat import CONSTRUCTOR, GO_NUMBER_TAG, RESOLVER
 from webhook.yaml_declined import Unsupported
 
 __all__ = ["MAX_DEPTH", "Unsupported", "load"]
@@ -46,8 +45,9 @@ _resolver = RESOLVER
 _constructor = CONSTRUCTOR
 _RESOLVED_FIRST = frozenset(char for char in RESOLVER.yaml_implicit_resolvers if char)
 _CONSTRUCTORS = {
-    f"tag:yaml.org,2002:{name}": SafeConstructor.yaml_constructors[f"tag:yaml.org,2002:{name}"]
-    for name in ("null", "bool", "int", "float", "timestamp")
+    tag: CONSTRUCTOR.yaml_constructors[tag]
+    for tag in [f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "float", "timestamp")]
+    + [GO_NUMBER_TAG]
 }
 _resolved: dict[str, Any] = {}
 _EMPTY = object()  # a flow entry with nothing in it
