@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.test_evaluate_yaml import KEYS, SCALARS, documents, same
@@ -117,6 +117,21 @@ def test_scalars_yaml_versions_read_apart_go_to_the_exact_readers(scalar: str, s
         text = "a: 1\nlist:\n" + text
     with pytest.raises(yaml_native.Unsupported):
         yaml_native.load(text)
+
+
+@given(
+    st.text(alphabet="-+._0123456789eExXoObByYnN", min_size=1, max_size=8),
+    st.sampled_from(["k: {v}\n", "k: [a, {v}]\n", "k: {{x: {v}}}\n"]),
+)
+@settings(max_examples=500)
+@example("-_0", "k: {v}\n")
+@example("-._0e0", "k: [a, {v}]\n")
+@example("-__0", "k: {{x: {v}}}\n")
+def test_number_like_scalars_read_as_the_exact_readers_read_them(scalar: str, shape: str) -> None:
+    """Signs, dots, underscores, digits and the letters of exponents, bases and one-letter
+    booleans: whatever rapidyaml reads, the exact readers (which follow kubectl's reader:
+    `-_0` is 0 there) read alike. `-_0` was once read here as the text "-_0"."""
+    assert_agrees(shape.format(v=scalar))
 
 
 @pytest.mark.parametrize("scalar", ["8080", "1.5", "true", "false", "null", "100m"])

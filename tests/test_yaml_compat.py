@@ -316,13 +316,14 @@ def test_plain_numbers_read_as_go_yaml_reads_them(text: str, expected: Any) -> N
         assert type(value) is type(expected)
 
 
-def test_run_as_user_written_0e0_is_root_so_a_restricted_pod_is_denied(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("zero", ["0e0", "-_0", "-._0", "0o0"])
+def test_run_as_user_zero_in_any_spelling_is_root_so_a_restricted_pod_is_denied(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], zero: str
 ) -> None:
-    """kubectl sends `runAsUser: 0e0` as 0: the container runs as root."""
+    """kubectl sends `runAsUser: 0e0` (or `-_0`, ...) as 0: the container runs as root."""
     pod = (
         "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n"
-        "  securityContext: {runAsNonRoot: true, runAsUser: 0e0, seccompProfile: "
+        f"  securityContext: {{runAsNonRoot: true, runAsUser: {zero}, seccompProfile: "
         "{type: RuntimeDefault}}\n"
         "  containers:\n  - name: c\n    image: x\n    securityContext:\n"
         "      allowPrivilegeEscalation: false\n      capabilities: {drop: [ALL]}\n"

@@ -50,7 +50,7 @@ _SAFE_VALUE = (
 RISKY = re.compile(
     r"[ \n\[{,\"'](?=[-+.0-9yYnNoOtTfFiI~=<?:&*!%@`|>#\]},])"  # a plain scalar may start here
     r"(?:(?<=[ \n\[{,])(?!" + _SAFE_VALUE + r")(?:"  # and it is not one of the safe ones:
-    r"[-+]?\.?[0-9]|\+|\.\.\."  # numbers, dates, times, sexagesimals, octals, 1e3, .5, `...`
+    r"[-+]?[._]*[0-9]|\+|\.\.\."  # numbers, dates, sexagesimals, octals, 1e3, .5, -_0, `...`
     r"|[-+]?\.?(?i:yes|no|on|off|true|false|null|inf|nan|y|n)(?=[\s,\[\]{}:?#]|\Z)"  # words
     r"|[~=&*!%@`|>]"  # null, the value key, anchors, aliases, tags, directives, block scalars
     r"|(?<![\[{])[\]},]|(?<=\[)[},]|(?<={)[\],]"  # what YAML 1.1 refuses to start a scalar with
