@@ -339,3 +339,19 @@ def test_run_as_user_zero_in_any_spelling_is_root_so_a_restricted_pod_is_denied(
     )
     assert status == 1
     assert "pod-security/runAsUser" in capsys.readouterr().out
+
+
+def test_evaluate_refuses_a_merge_read_apart_naming_the_line_and_the_way_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Valid YAML, but kubectl would run the container privileged and the merge type
+    would not: exit 2, with the mapping's line and how to write it."""
+    pod = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: m}\nx-a: &a {privileged: true}\nspec:\n"
+        "  containers:\n  - name: c\n    image: x\n    securityContext:\n"
+        "      privileged: false\n      <<: *a\n"
+    )
+    assert evaluate_text(tmp_path, pod) == 2
+    error = capsys.readouterr().err
+    assert "pod.yaml#0 (line 10): refused: the merge keys (<<) here give 'privileged'" in error
+    assert "write the merge key first and only once" in error

@@ -373,6 +373,8 @@ def _slow(name: str, chunk: str, offset: int, index: int) -> tuple[list[Item], i
     """The objects of one chunk read by libyaml, and how many documents it held."""
     import yaml  # loaded when first needed: it costs a tenth of the start-up
 
+    from webhook.yaml_compat import ReadApart
+
     items: list[Item] = []
     start = index
     loader = _loader()(chunk)
@@ -388,7 +390,8 @@ def _slow(name: str, chunk: str, offset: int, index: int) -> tuple[list[Item], i
             index += 1
     except yaml.MarkedYAMLError as error:
         line, message = _located(error, chunk, offset)
-        items.append(Problem(name, f"{name}#{index}", line, f"not valid YAML: {message}"))
+        refused = "refused" if isinstance(error, ReadApart) else "not valid YAML"
+        items.append(Problem(name, f"{name}#{index}", line, f"{refused}: {message}"))
         index += 1
     except (yaml.YAMLError, _Refused) as error:
         message = str(error) if isinstance(error, _Refused) else f"not valid YAML: {error}"

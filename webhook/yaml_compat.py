@@ -148,6 +148,10 @@ RESOLVER = KubectlResolver()
 CONSTRUCTOR = KubectlConstructor()
 
 
+class ReadApart(ConstructorError):
+    """Valid YAML that kubectl's reader and the YAML merge type read apart: refused."""
+
+
 class _Flattening:
     """Marks a mapping whose merges are being flattened, to catch one that merges itself."""
 
@@ -264,9 +268,9 @@ def _refuse_disagreement(
             as_written[_identity(key)] = value
     for identity, value in as_written.items():
         if not _same(value, by_the_type[identity]):
-            raise ConstructorError(
-                "while constructing a mapping",
-                node.start_mark,
+            raise ReadApart(
+                None,
+                None,
                 f"the merge keys (<<) here give {identity[1]!r} two values: kubectl's reader "
                 "takes the one written last, the YAML merge type the mapping's own or the "
                 "first merged one; write the merge key first and only once, or write the key "
