@@ -2,16 +2,17 @@
 
 rapidyaml parses a typical Deployment and writes it out as JSON for orjson in about a
 quarter of the time `webhook.yaml_subset` takes. But it reads YAML 1.2, and Kubernetes
-manifests are read as YAML 1.1 (kubectl, PyYAML): plain `yes`, `0755`, `~`, `1:20`,
-`2024-01-01` or `.inf` mean a boolean, a number, null or a date there, and a string
-(sometimes a rewritten one) here; it accepts some text PyYAML refuses; and it has tags,
-anchors and merge keys of its own. So a document comes here only when a scan of its text
-finds none of that (`RISKY`): every plain scalar that could be anything but a string in
-either YAML is one of the few whose value both agree on (`true`, `false`, `null`, a plain
-decimal number, a quantity such as `100m` or `1.5Gi`) and stands where a value stands,
-never as a key. Anything else raises `Unsupported`, and the caller reads the document
-with the exact readers (`webhook.yaml_subset`, then PyYAML). tests/test_evaluate_yaml_native.py
-holds this module to PyYAML's SafeLoader on generated, mangled and public documents.
+manifests are read as YAML 1.1 (kubectl's go-yaml v2; the exact readers follow it, see
+`webhook.yaml_compat`): plain `yes`, `y`, `0755`, `0e0`, `-_0`, `~`, `2024-01-01` or `.inf`
+mean a boolean, a number, null or a date there, and a string (sometimes a rewritten one)
+here; it accepts some text PyYAML refuses; and it has tags, anchors and merge keys of its
+own. So a document comes here only when a scan of its text finds none of that (`RISKY`):
+every plain scalar that could be anything but a string in either YAML is one of the few
+whose value both agree on (`true`, `false`, `null`, a plain decimal number, a quantity
+such as `100m` or `1.5Gi`) and stands where a value stands, never as a key. Anything else
+raises `Unsupported`, and the caller reads the document with the exact readers
+(`webhook.yaml_subset`, then libyaml). tests/test_evaluate_yaml_native.py holds this module
+to the libyaml loader on generated, mangled and public documents.
 
 rapidyaml prints a message on the process's standard error (file descriptor 2, from C++)
 for every document it cannot parse, before Python sees the exception, and its Python
