@@ -133,9 +133,8 @@ def test_an_invalid_file_is_refused_naming_the_key(document: object, named: str)
         ),
         pytest.param("? [a, b]\n: 1\n", "found unhashable key", id="list-as-key"),
         pytest.param(
-            # Text to kubectl's YAML reader, which reads integers of 64 bits at most.
             f"mutation: {{fsGroup: {'1' * 5000}}}\n",
-            "mutation.fsGroup: Input should be a valid integer",
+            "an integer of more than 4300 digits",
             id="integer-too-long",
         ),
         pytest.param("exemptNamespaces: [2024-02-30]\n", "day is out of range", id="no-such-day"),
@@ -175,3 +174,40 @@ def test_a_missing_file_is_refused_by_the_command_with_status_2(tmp_path: Path) 
     assert result.returncode == 2
     assert "nope.yaml: cannot read the configuration" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_the_configuration_file_keeps_pyyaml_scalars_so_namespace_n_is_a_name(
+    tmp_path: Path,
+) -> None:
+    """kubectl never reads this file: `y` and `n` stay names, as PyYAML reads them (the
+    manifest readers read them as kubectl's booleans)."""
+    path = tmp_path / "config.yaml"
+    path.write_text("exemptNamespaces: [y, n]\npodSecurity: {namespaces: {n: privileged}}\n")
+    settings = load_settings(str(path))
+    assert settings.exempt_namespaces == ["y", "n"]
+    assert settings.pod_security.level_for("n") == "privileged"
+
+
+def test_a_merge_the_readers_read_apart_is_refused_naming_the_file_and_line(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("mutation: &m {fsGroup: 5}\npodSecurity: {}\nx: {fsGroup: 7, <<: *m}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(str(path))
+    message = str(raised.value)
+    assert message.startswith(f"{path}: refused: the merge keys (<<) here give 'fsGroup'")
+    assert f'in "{path}", line 3' in message
+
+
+def test_several_errors_are_printed_on_lines_of_their_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from webhook.cli import main
+
+    path = tmp_path / "config.yaml"
+    path.write_text("exemptNamespaces: [1, 2]\n")
+    assert main(["evaluate", "--config", str(path), "-"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].endswith("exemptNamespaces[0]: Input should be a valid string")
+    assert lines[1] == f"{path}: exemptNamespaces[1]: Input should be a valid string"

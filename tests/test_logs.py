@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import select
 import subprocess
 import sys
 import time
@@ -171,7 +172,8 @@ from webhook.logs import LineWriter
 async def write_lines():
     writer = LineWriter(sys.stdout)
     for number in range(4000):
-        writer.msg('{"writer": "%s", "number": %d, "pad": "%s"}' % (sys.argv[1], number, "x" * 300))
+        pad = "x" * (6000 if number % 10 == 0 else 300)  # every tenth line past PIPE_BUF
+        writer.msg('{"writer": "%s", "number": %d, "pad": "%s"}' % (sys.argv[1], number, pad))
     writer.flush()
 
 asyncio.run(write_lines())
@@ -181,8 +183,8 @@ asyncio.run(write_lines())
 def test_two_processes_logging_to_one_slow_pipe_never_cut_each_others_lines() -> None:
     """`serve --workers 2` shares the pod's log pipe: a write of more than PIPE_BUF bytes
     to a full pipe is interleaved with the other process's, so lines leave in writes of
-    whole lines of at most PIPE_BUF bytes. The reader here falls behind, as a log
-    collector does under load."""
+    whole lines of at most PIPE_BUF bytes, and a longer line is cut to fit. The reader
+    here falls behind, as a log collector does under load."""
     read_end, write_end = os.pipe()
     writers = [
         subprocess.Popen([sys.executable, "-c", _BATCHING_WRITER, name], stdout=write_end)
@@ -196,8 +198,32 @@ def test_two_processes_logging_to_one_slow_pipe_never_cut_each_others_lines() ->
             time.sleep(0.0002)
     assert [writer.wait(timeout=60) for writer in writers] == [0, 0]
 
-    lines = [json.loads(line) for line in received.decode().splitlines()]
+    texts = received.decode().splitlines()
+    assert max(len(text.encode()) for text in texts) < select.PIPE_BUF
+    lines = [json.loads(text) for text in texts]
     assert len(lines) == 8000
     for name in ("a", "b"):
         numbers = [line["number"] for line in lines if line["writer"] == name]
         assert numbers == list(range(4000))
+    cut = [line for line in lines if line.get("truncated")]
+    assert len(cut) == 800
+    assert all(line["pad"].endswith(" characters more)") for line in cut)
+
+
+def test_a_line_longer_than_a_pipe_keeps_whole_is_cut_to_fit_as_json() -> None:
+    """The longest values are halved until the line fits; the rest stays as it was."""
+    from webhook.logs import ATOMIC_WRITE_BYTES, _fitted
+
+    event = {
+        "event": "admission",
+        "uid": "7f3e2a10",
+        "violations": ["pod-security/privileged"] * 400,
+        "reason": "r" * 3000,
+    }
+    line = _fitted(json.dumps(event))
+    assert len(line.encode()) < ATOMIC_WRITE_BYTES
+    fitted = json.loads(line)
+    assert (fitted["event"], fitted["uid"], fitted["truncated"]) == ("admission", "7f3e2a10", True)
+    assert fitted["violations"][-1].endswith(" more)")
+    short = json.dumps({"event": "admission", "uid": "u"})
+    assert _fitted(short) == short

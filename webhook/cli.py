@@ -196,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.handler(args)
     except BulwarkError as error:
-        print(f"bulwark {args.command}: error: {printable(str(error))}", file=sys.stderr)
+        shown = "\n".join(printable(line) for line in str(error).split("\n"))
+        print(f"bulwark {args.command}: error: {shown}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

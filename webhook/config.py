@@ -253,12 +253,20 @@ def load_settings(path: str | Path | None) -> Settings:
         raise ConfigError(f"{path}: not UTF-8 text (byte {error.start})") from None
     import yaml  # only with a configuration file: it costs a tenth of `evaluate`'s start-up
 
+    from webhook.yaml_compat import ReadApart
+
+    loader = _unique_key_loader()(text)
+    loader.name = str(path)  # named in the marks of its errors, not "<unicode string>"
     try:
-        data = yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader subclass
+        data = loader.get_single_data()
+    except ReadApart as error:
+        raise ConfigError(f"{path}: refused: {error}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
     except UNBUILDABLE as error:
         raise ConfigError(f"{path}: not valid YAML: {unbuildable_value(error)}") from None
+    finally:
+        loader.dispose()
     return settings_from_mapping(data, source=str(path))
 
 
@@ -269,7 +277,7 @@ def _unique_key_loader() -> type[Any]:
 
     from webhook.yaml_compat import kubectl_loader
 
-    class UniqueKeyLoader(kubectl_loader(yaml.SafeLoader)):  # type: ignore[misc]
+    class UniqueKeyLoader(kubectl_loader(yaml.SafeLoader, kubectl_scalars=False)):  # type: ignore[misc]
         def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
             self.flatten_mapping(node)  # merge keys first: `<<` is not a key of its own
             seen: set[Any] = set()

@@ -90,8 +90,9 @@ EVENT_CHARACTERS = 400  # about the length of a deferred event's line, for the c
 # With `--workers N` every worker writes to the same log pipe, and the kernel keeps a write
 # to a pipe whole only up to PIPE_BUF bytes: a longer one, made while the pipe is full (a
 # log collector falling behind), is interleaved with other workers' writes and cuts their
-# lines apart. So a batch leaves in writes of whole lines of at most this many bytes; a
-# single line longer than that goes alone, and only it may still be interleaved.
+# lines apart. So no JSON line is longer than this (`_fitted` cuts its longest values:
+# a pod of sixty privileged containers lists over a hundred violations), and a batch
+# leaves in writes of whole lines of at most this many bytes.
 ATOMIC_WRITE_BYTES = select.PIPE_BUF
 
 
@@ -117,6 +118,39 @@ def _rendered(line: str | dict[str, Any]) -> str:
                 "error": f"this line could not be written as JSON ({type(error).__name__})",
             }
         )
+
+
+def _fitted(line: str, limit: int = ATOMIC_WRITE_BYTES - 1) -> str:
+    """`line` within `limit` bytes: a JSON object too long has its longest values cut (a
+    string to half, with the count of characters cut; a list to half, with the count of
+    items) until it fits, and `"truncated": true` added. Other text is left as it is: only
+    JSON lines go to a pipe that workers share."""
+    if len(line) * 4 <= limit or len(line.encode()) <= limit:
+        return line
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return line
+    if type(event) is not dict or not event:
+        return line
+    event["truncated"] = True
+    for _ in range(64):  # each round halves the longest value
+        key = max(event, key=lambda name: len(_dumps(event[name], default=repr)))
+        event[key] = _halved(event[key])
+        text = _dumps(event, default=repr)
+        if len(text.encode()) <= limit:
+            return text
+    return _dumps({"event": str(event.get("event")), "truncated": True})
+
+
+def _halved(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > 40:
+        kept = len(value) // 2
+        return f"{value[:kept]}... ({len(value) - kept} characters more)"
+    if isinstance(value, list) and len(value) > 1:
+        kept = len(value) // 2
+        return [*value[:kept], f"... ({len(value) - kept} more)"]
+    return "(too long to log)"
 
 
 class LineWriter:
@@ -175,7 +209,7 @@ class LineWriter:
             self._scheduled = None
             if not self._waiting:
                 return
-            text = "\n".join([_rendered(line) for line in self._waiting]) + "\n"
+            text = "\n".join([_fitted(_rendered(line)) for line in self._waiting]) + "\n"
             self._waiting.clear()
             self._waiting_characters = 0
             with contextlib.suppress(OSError, ValueError):  # a closed pipe or file

@@ -72,17 +72,20 @@ def go_number(text: str) -> int | float | None:
     if not text:
         return None
     if text[0] == ".":
-        return float(text) if _DOT_FLOAT.fullmatch(text) else None
+        return _finite(text) if _DOT_FLOAT.fullmatch(text) else None
     if text[0] not in "+-0123456789":
         return None
     plain = text.replace("_", "")
     integer = _go_int(plain)
     if integer is not None:
         return integer
-    if _GO_FLOAT.fullmatch(plain):
-        value = float(plain)
-        return None if value in (float("inf"), float("-inf")) else value
-    return None
+    return _finite(plain) if _GO_FLOAT.fullmatch(plain) else None
+
+
+def _finite(text: str) -> float | None:
+    """The float of `text`, or None where Go's ParseFloat fails: past a float's range."""
+    value = float(text)
+    return None if value in (float("inf"), float("-inf")) else value
 
 
 def _go_int(text: str) -> int | None:
@@ -152,17 +155,10 @@ class ReadApart(ConstructorError):
     """Valid YAML that kubectl's reader and the YAML merge type read apart: refused."""
 
 
-class _Flattening:
-    """Marks a mapping whose merges are being flattened, to catch one that merges itself."""
+def _with_kubectl_scalars(base: type[Any]) -> type[Any]:
+    """`base` with go-yaml's booleans and numbers."""
 
-
-_FLATTENING = _Flattening()
-
-
-def kubectl_loader(base: type[Any]) -> type[Any]:
-    """`base` (a PyYAML safe loader class) reading as kubectl does (see the module)."""
-
-    class KubectlLoader(base):  # type: ignore[misc]
+    class KubectlScalars(base):  # type: ignore[misc]
         bool_values = KubectlConstructor.bool_values
         yaml_implicit_resolvers = KubectlResolver.yaml_implicit_resolvers
         yaml_constructors: ClassVar[dict[Any, Any]] = {
@@ -170,6 +166,23 @@ def kubectl_loader(base: type[Any]) -> type[Any]:
             GO_NUMBER_TAG: KubectlConstructor.construct_go_number,
         }
 
+    return KubectlScalars
+
+
+class _Flattening:
+    """Marks a mapping whose merges are being flattened, to catch one that merges itself."""
+
+
+_FLATTENING = _Flattening()
+
+
+def kubectl_loader(base: type[Any], *, kubectl_scalars: bool = True) -> type[Any]:
+    """`base` (a PyYAML safe loader class) reading as kubectl does (see the module); with
+    `kubectl_scalars` False only its merge keys, and plain scalars as PyYAML reads them (for
+    Bulwark's own configuration file, which kubectl never reads: a namespace `n` stays `n`)."""
+    scalars = _with_kubectl_scalars(base) if kubectl_scalars else base
+
+    class KubectlLoader(scalars):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             # id(mapping node) -> the node, and its pairs with merges flattened. The node is
