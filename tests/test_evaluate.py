@@ -1159,3 +1159,13 @@ def test_a_list_whose_items_is_not_a_list_is_a_problem_not_an_object() -> None:
     assert isinstance(problem, manifests_io.Problem)
     assert (problem.source, problem.line) == ("odd.yaml#0", 1)
     assert "List whose items is a number, not a list" in problem.message
+
+
+def test_a_broken_value_in_a_json_stream_is_reported_and_the_others_judged(
+    evaluate: Evaluate, write: Callable[[str, str], Path]
+) -> None:
+    good = orjson.dumps(yaml.safe_load(PRIVILEGED.format(name="good"))).decode()
+    outcome = evaluate(write("pods.json", good + '\n{"apiVersion":\n'))
+    assert outcome.status == 2
+    assert [r["name"] for r in outcome.results] == ["good"]
+    assert "pods.json#1 (line 3): not valid JSON: Expecting value" in outcome.err

@@ -173,11 +173,19 @@ def read_bytes(name: str, data: bytes, *, json: bool = False) -> Iterator[Item]:
         try:
             body = orjson.loads(data)
         except orjson.JSONDecodeError as error:
-            stream = _json_stream(data)
-            if stream is not None:
+            stream, broken = _json_stream(data)
+            # Values one after another (`jq -c`): each a document, as kubectl reads them,
+            # and the one that cannot be read a problem of its own. A text that is JSON at
+            # no value, or at its first only, is not a stream (YAML may read it).
+            if len(stream) > 1 or (stream and json):
                 for index, (line, value, text) in enumerate(stream):
                     lines = partial(_item_lines, text, line - 1)
                     yield from _objects(name, f"{name}#{index}", line, value, lines)
+                if broken is not None:
+                    where, problem = broken
+                    yield Problem(
+                        name, f"{name}#{len(stream)}", where, f"not valid JSON: {problem}"
+                    )
                 return
             if json:
                 yield Problem(name, f"{name}#0", error.lineno, f"not valid JSON: {error.msg}")
@@ -194,27 +202,30 @@ def read_bytes(name: str, data: bytes, *, json: bool = False) -> Iterator[Item]:
     yield from read_yaml(name, text)
 
 
-def _json_stream(data: bytes) -> list[tuple[int, Any, str]] | None:
-    """(line, value, text) of each of two or more JSON values that follow one another with
-    only white space between them; None for anything else."""
+def _json_stream(data: bytes) -> tuple[list[tuple[int, Any, str]], tuple[int, str] | None]:
+    """(line, value, text) of each JSON value at the start of `data`, one after another
+    with only white space between them; and, where one could not be read, its line and
+    what is wrong there (None when all of `data` was read)."""
     import json
 
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return None
+        return [], (1, "not UTF-8 text")
     decoder = json.JSONDecoder(parse_constant=_no_constant)
-    values = []
+    values: list[tuple[int, Any, str]] = []
     position = _after_white_space(text, 0)
     while position < len(text):
+        line = text.count("\n", 0, position) + 1
         try:
             value, end = decoder.raw_decode(text, position)
-        except (ValueError, RecursionError):  # the caller reports orjson's own error
-            return None
-        line = text.count("\n", 0, position) + 1
+        except json.JSONDecodeError as error:
+            return values, (error.lineno, error.msg)
+        except (ValueError, RecursionError) as error:  # NaN; nested past the stack
+            return values, (line, str(error) or type(error).__name__)
         values.append((line, value, text[position:end]))
         position = _after_white_space(text, end)
-    return values if len(values) > 1 else None
+    return values, None
 
 
 def _after_white_space(text: str, position: int) -> int:
