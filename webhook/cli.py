@@ -196,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.handler(args)
     except BulwarkError as error:
-        shown = "\n".join(printable(line) for line in str(error).split("\n"))
+        shown = printable(str(error), keep_line_breaks=True)
         print(f"bulwark {args.command}: error: {shown}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

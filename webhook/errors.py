@@ -90,12 +90,15 @@ _UNPRINTABLE = re.compile(
 )
 
 
-def printable(text: str) -> str:
+def printable(text: str, *, keep_line_breaks: bool = False) -> str:
     """`text` with each control character written as its escape: `\\u001b` for ESC.
 
     For messages printed to a person: names and keys come from input that nothing has
     checked yet, and must neither break a line nor reach a terminal as an escape sequence.
+    With `keep_line_breaks`, a message of several lines keeps its own line breaks.
     """
     if _UNPRINTABLE.search(text) is None:
         return text
+    if keep_line_breaks:
+        return "\n".join(printable(line) for line in text.split("\n"))
     return _UNPRINTABLE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)

@@ -19,7 +19,6 @@ follow go-yaml where PyYAML parts from it:
   so that every reader agrees. A mapping is flattened once however often it is merged,
   with one pair per key, so mappings merging mappings cannot multiply into a flood (the
   billion-laughs check in `webhook.manifests_io` bounds the aliases themselves).
-
 - **Numbers.** A plain scalar that starts like a number is one when go-yaml reads it as
   one, and then has its value: `1e3` is 1000 and `0o17` is 15 (strings to PyYAML), `1:20`
   is a string (80 to PyYAML). `runAsUser: 0e0` is root. See `go_number`.
@@ -32,7 +31,7 @@ in kubectl's JSON.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
@@ -42,10 +41,6 @@ MERGE_TAG = "tag:yaml.org,2002:merge"
 VALUE_TAG = "tag:yaml.org,2002:value"
 STR_TAG = "tag:yaml.org,2002:str"
 BOOL_TAG = "tag:yaml.org,2002:bool"
-
-Pair = tuple[yaml.Node, yaml.Node]
-
-
 INT_TAG = "tag:yaml.org,2002:int"
 FLOAT_TAG = "tag:yaml.org,2002:float"
 # A plain scalar go-yaml reads as a number (see `go_number`); built by `go_number` too.
@@ -57,6 +52,8 @@ _BASES = {"0x": 16, "0X": 16, "0o": 8, "0O": 8, "0b": 2, "0B": 2}
 _DIGITS = {2: "01", 8: "01234567", 10: "0123456789", 16: "0123456789abcdefABCDEF"}
 _INT64, _UINT64 = 1 << 63, 1 << 64
 _MOST_DIGITS = {2: 64, 8: 22, 10: 20, 16: 16}  # of a number below 2**64, in each base
+
+Pair = tuple[yaml.Node, yaml.Node]
 
 
 def go_number(text: str) -> int | float | None:
@@ -159,12 +156,11 @@ def _with_kubectl_scalars(base: type[Any]) -> type[Any]:
     """`base` with go-yaml's booleans and numbers."""
 
     class KubectlScalars(base):  # type: ignore[misc]
+        # A safe loader's constructors are SafeConstructor's: KubectlConstructor's are those
+        # and go-yaml's numbers.
         bool_values = KubectlConstructor.bool_values
         yaml_implicit_resolvers = KubectlResolver.yaml_implicit_resolvers
-        yaml_constructors: ClassVar[dict[Any, Any]] = {
-            **base.yaml_constructors,
-            GO_NUMBER_TAG: KubectlConstructor.construct_go_number,
-        }
+        yaml_constructors = KubectlConstructor.yaml_constructors
 
     return KubectlScalars
 

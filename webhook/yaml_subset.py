@@ -41,8 +41,6 @@ _FLOW_KEY = re.compile(r"""([^\s#'"&*!|>%@`{}\[\],?:<=-][^\s:#{}\[\],]*): +""")
 _PLAIN_STARTS = frozenset("&*!|>%@`,[]{}#'\"")
 _STR = "tag:yaml.org,2002:str"
 
-_resolver = RESOLVER
-_constructor = CONSTRUCTOR
 _RESOLVED_FIRST = frozenset(char for char in RESOLVER.yaml_implicit_resolvers if char)
 _CONSTRUCTORS = {
     tag: CONSTRUCTOR.yaml_constructors[tag]
@@ -55,20 +53,20 @@ _flows: dict[str, Any] = {}
 
 
 def _plain(text: str) -> Any:
-    """A plain scalar's value, exactly as PyYAML's SafeLoader resolves it."""
+    """A plain scalar's value, exactly as the libyaml loader resolves it."""
     if text[0] not in _RESOLVED_FIRST:
         return text
     try:
         return _resolved[text]
     except KeyError:
         pass
-    tag = _resolver.resolve(ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+    tag = RESOLVER.resolve(ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
     if tag == _STR:
         value: Any = text
     elif tag in _CONSTRUCTORS:
         try:
-            value = _CONSTRUCTORS[tag](_constructor, ScalarNode(tag, text))
-        except ValueError:  # `2024-13-45`, 5000 digits: libyaml's reader reports it
+            value = _CONSTRUCTORS[tag](CONSTRUCTOR, ScalarNode(tag, text))
+        except ValueError:  # `2024-13-45`: libyaml's reader reports it
             raise Unsupported(text) from None
     else:  # the merge key `<<` and the value key `=`
         raise Unsupported(tag)
