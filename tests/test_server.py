@@ -387,6 +387,44 @@ def test_keep_alive_clients_lose_no_request_across_a_sigterm(tmp_path: Path) -> 
     assert any(closing)
 
 
+def test_a_connection_accepted_before_the_listener_closes_has_its_request_answered(
+    tmp_path: Path,
+) -> None:
+    """Its client connected while the server still listened, so it sends its request; the
+    stop must not close the connection under it. Sent after the listener has closed and
+    the settle time has passed, when uvicorn closes every connection without a request."""
+    from webhook.read_deadline import FIRST_REQUEST_SECONDS
+    from webhook.server import SETTLE_SECONDS
+
+    server = LiveServer(tmp_path)
+    server.wait_ready()
+    body = json.dumps(review(pod(privileged=True))).encode()
+    request = (
+        b"POST /validate HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+        b"content-length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    context = ssl.create_default_context(cafile=server.ca)
+    with (
+        socket.create_connection(("127.0.0.1", server.port)) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as connection,
+    ):
+        os.kill(server.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while '"draining"' not in server.log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.02)  # the listener closes as this line is written
+        time.sleep(SETTLE_SECONDS + min(0.5, FIRST_REQUEST_SECONDS / 4))
+        connection.sendall(request)
+        connection.settimeout(10)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    assert server.process.wait(30) == 0
+    head, _, reply = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert b"connection: close" in head.lower()
+    assert json.loads(reply)["response"]["allowed"] is False
+
+
 _SIGTERM_BEFORE_SERVING = """
 import signal, sys
 from webhook.server import ServeOptions, hold_stop_signals, serve

@@ -15,6 +15,14 @@ uvloop loop with one (uvicorn's `loop` option takes such a factory).
 A pipelined request (the API server sends none) is not timed while the one before it is
 being answered: its deadline starts again when that answer has been sent.
 
+When the server stops, uvicorn closes at once every connection with no request being
+answered on it. One accepted moments before the listener closed has usually not delivered
+its first request yet, though its client has sent it: closed then, the client sees the
+connection end unanswered. Such a connection (nothing answered on it yet, or a request
+partly read) is given `FIRST_REQUEST_SECONDS` more; its answer says `Connection: close`,
+as every answer does while the server drains, and uvicorn closes it after that. A
+kept-alive connection that has been answered and is idle is closed at once, as before.
+
 The event loop also gives a peer `SHUTDOWN_SECONDS` to answer the TLS close of a
 connection (its default, 30 s, held a drain that long for each idle kept-alive client
 that never answers it, as most HTTP client libraries' idle pooled connections do not).
@@ -43,6 +51,9 @@ DEFAULT_READ_SECONDS = 10.0
 HANDSHAKE_SECONDS = 10.0
 # How long a TLS close waits for the peer's close_notify before the connection is dropped.
 SHUTDOWN_SECONDS = 2.0
+# How long, once the server stops, a connection that has not had a request answered yet
+# waits for one before it is closed (it holds the drain that long at most).
+FIRST_REQUEST_SECONDS = 2.0
 
 
 class ReadDeadlineProtocol(HttpToolsProtocol):
@@ -54,6 +65,8 @@ class ReadDeadlineProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._read_deadline: asyncio.TimerHandle | None = None
         self._reading = False  # a request has begun and is not read whole yet
+        self._answered = False  # a request has been answered on this connection
+        self._late_shutdown: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -76,6 +89,7 @@ class ReadDeadlineProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
+        self._answered = True
         super().on_response_complete()
         if self._read_deadline is not None:  # a request waited behind this answer
             self._disarm()
@@ -83,7 +97,18 @@ class ReadDeadlineProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._late_shutdown is not None:
+            self._late_shutdown.cancel()
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        """Called by uvicorn when the server stops: close this connection unless a request
+        is being answered on it, or its first request may be on its way (see above)."""
+        awaited = self.cycle is None and (self._reading or not self._answered)
+        if awaited and self._late_shutdown is None and not self.transport.is_closing():
+            self._late_shutdown = self.loop.call_later(FIRST_REQUEST_SECONDS, super().shutdown)
+            return
+        super().shutdown()
 
     def _waiting_on_an_answer(self) -> bool:
         """Whether the request being read is pipelined behind one still being answered:

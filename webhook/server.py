@@ -85,12 +85,12 @@ class UnreadableRoles:
 # (the API server does) send their next request elsewhere instead of having it dropped when
 # the connection is closed. It stops sooner once no connection is left open.
 LAME_DUCK_SECONDS = 2.0
-# Then the listener closes, and the connections it accepted last get this long to deliver
-# the request they may have in flight (a TLS handshake and a request take milliseconds on
-# an idle node) before uvicorn closes every connection without a request in progress.
-# Closed in the same instant as the listener, a request sent just before was dropped
-# unanswered (a keep-alive client test lost one in about eight SIGTERMs); a quarter second
-# still lost one in about ten runs of the whole test suite on a busy 2-core machine.
+# Then the listener closes, and uvicorn is told to stop this much later: a connection
+# accepted last may still be in its TLS handshake, unknown to uvicorn until it ends, and
+# would be lost with the event loop. Once uvicorn knows a connection, one whose first
+# request has not arrived yet gets `read_deadline.FIRST_REQUEST_SECONDS` to deliver it.
+# (Closed in the same instant as the listener, a request sent just before was dropped
+# unanswered: a keep-alive client test lost one in about eight SIGTERMs.)
 SETTLE_SECONDS = 1.0
 
 
