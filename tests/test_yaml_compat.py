@@ -356,3 +356,65 @@ def test_evaluate_refuses_a_merge_read_apart_naming_the_line_and_the_way_out(
     error = capsys.readouterr().err
     assert "pod.yaml#0 (line 10): refused: the merge keys (<<) here give 'privileged'" in error
     assert "write the merge key first and only once" in error
+
+
+@pytest.mark.parametrize(
+    ("spec", "check"),
+    [
+        ("  !!binary aG9zdE5ldHdvcms=: true\n", "hostNamespaces"),  # the key hostNetwork
+        ("  containers:\n  - name: c\n    image: x\n    securityContext:\n"
+         "      ? !!binary cHJpdmlsZWdlZA==\n      : true\n", "privileged"),
+        ("  containers:\n  - name: c\n    image: x\n"
+         "    securityContext: !!set {privileged: true}\n", "privileged"),
+        ("  containers:\n  - name: c\n    image: x\n"
+         "    securityContext: !custom {privileged: true}\n", "privileged"),
+        ("  containers: !!omap\n  - c: {}\n  initContainers:\n  - name: c\n    image: x\n"
+         "    securityContext: {privileged: true}\n", "privileged"),
+    ],
+)  # fmt: skip
+def test_tags_kubectl_reads_through_hide_no_violation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], spec: str, check: str
+) -> None:
+    """go-yaml v2 reads a tagged mapping as a mapping and `!!binary` as its decoded text:
+    kubectl sends these pods privileged, so they are denied here too."""
+    pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n" + spec
+    if "containers" not in spec:
+        pod += "  containers:\n  - name: c\n    image: x\n"
+    assert evaluate_text(tmp_path, pod) == 1, pod
+    assert f"pod-security/{check}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # As go-yaml v2 reads them (k8s.io/apimachinery's YAMLOrJSONDecoder, then JSON).
+        ("a: !!set {x, z}", {"x": None, "z": None}),
+        ("a: !!omap [{x: 1}, {z: 2}]", [{"x": 1}, {"z": 2}]),
+        ("a: !!pairs [{x: 1}]", [{"x": 1}]),
+        ("a: !anything {x: 1}", {"x": 1}),
+        ("a: !anything [1]", [1]),
+        ("a: !!binary dHJ1ZQ==", "true"),
+        ("a: !!binary /w==", "\ufffd"),  # not UTF-8: Go's JSON writes U+FFFD
+        ("a: !foo true", "true"),
+        ("a: !!python/str x", "x"),
+        ("a: !!int 0o10", 8),
+    ],
+)
+def test_tags_read_as_go_yaml_reads_them(text: str, expected: Any) -> None:
+    value = load(text)["a"]
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+@pytest.mark.parametrize("value", ["aGk", '"cHJp\\n  dmlsZWdlZA=="', "a b"])
+def test_binary_that_go_cannot_decode_is_not_valid_yaml(tmp_path: Path, value: str) -> None:
+    with pytest.raises(yaml.constructor.ConstructorError, match="!!binary value that is not"):
+        load(f"a: !!binary {value}")
+
+
+def test_the_configuration_file_keeps_pyyaml_tags(tmp_path: Path) -> None:
+    """Bulwark's own file is not kubectl's to read: an unknown tag stays an error there."""
+    config = tmp_path / "config.yaml"
+    config.write_text("podSecurity: !custom {defaultLevel: baseline}\n")
+    with pytest.raises(ConfigError):
+        load_settings(str(config))

@@ -23,6 +23,12 @@ follow go-yaml where PyYAML parts from it:
   one, and then has its value: `1e3` is 1000 and `0o17` is 15 (strings to PyYAML), `1:20`
   is a string (80 to PyYAML). `runAsUser: 0e0` is root. See `go_number`.
 
+- **Tags.** go-yaml reads a mapping as a mapping and a sequence as a sequence whatever
+  their tag: `securityContext: !!set {privileged: true}` is privileged to kubectl, where
+  PyYAML makes a set of it (and of `!!omap` and `!!pairs`, lists of pairs). A scalar's
+  `!!binary` is its decoded text (`!!binary aG9zdE5ldHdvcms=:` is the key `hostNetwork`);
+  a scalar with a tag go-yaml does not know (`!foo true`) is its text.
+
 Left as PyYAML reads them, because no check depends on them: dates (a date here, a string
 to kubectl), and keys such as `y:`, which are the boolean True here and the string "true"
 in kubectl's JSON.
@@ -30,6 +36,8 @@ in kubectl's JSON.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Any
 
@@ -40,6 +48,9 @@ from yaml.resolver import Resolver
 MERGE_TAG = "tag:yaml.org,2002:merge"
 VALUE_TAG = "tag:yaml.org,2002:value"
 STR_TAG = "tag:yaml.org,2002:str"
+MAP_TAG = "tag:yaml.org,2002:map"
+SEQ_TAG = "tag:yaml.org,2002:seq"
+BINARY_TAG = "tag:yaml.org,2002:binary"
 BOOL_TAG = "tag:yaml.org,2002:bool"
 INT_TAG = "tag:yaml.org,2002:int"
 FLOAT_TAG = "tag:yaml.org,2002:float"
@@ -126,8 +137,9 @@ KubectlResolver.add_implicit_resolver(BOOL_TAG, re.compile(r"^(?:y|Y|n|N)$"), li
 
 
 class KubectlConstructor(SafeConstructor):
-    """PyYAML's safe constructor, knowing the one-letter booleans (also as `!!bool y`) and
-    go-yaml's numbers."""
+    """PyYAML's safe constructor, knowing the one-letter booleans (also as `!!bool y`),
+    go-yaml's numbers, and its scalar tags (for its collections' tags, see
+    `_with_kubectl_scalars`)."""
 
     bool_values = {**SafeConstructor.bool_values, "y": True, "n": False}  # noqa: RUF012
 
@@ -137,10 +149,31 @@ class KubectlConstructor(SafeConstructor):
             raise ConstructorError(None, None, f"{node.value!r} is not a number", node.start_mark)
         return value
 
+    def construct_go_binary(self, node: yaml.ScalarNode) -> str:
+        """The text of a `!!binary` scalar: Go's strict base64 (line breaks skipped), read
+        as UTF-8 with U+FFFD for what is not, as Go's JSON writes it."""
+        text = self.construct_scalar(node)
+        try:
+            data = base64.b64decode(text.replace("\r", "").replace("\n", ""), validate=True)
+        except binascii.Error:
+            raise ConstructorError(
+                None, None, "a !!binary value that is not base64", node.start_mark
+            ) from None
+        return data.decode("utf-8", "replace")
+
+    def construct_unknown_tag(self, node: yaml.Node) -> Any:
+        """A scalar whose tag go-yaml does not know is its text; other nodes never get here
+        (see `_with_kubectl_scalars`)."""
+        if isinstance(node, yaml.ScalarNode):
+            return self.construct_scalar(node)
+        return self.construct_undefined(node)
+
 
 KubectlConstructor.yaml_constructors = {
     **SafeConstructor.yaml_constructors,
     GO_NUMBER_TAG: KubectlConstructor.construct_go_number,
+    BINARY_TAG: KubectlConstructor.construct_go_binary,
+    None: KubectlConstructor.construct_unknown_tag,
 }
 
 
@@ -153,7 +186,7 @@ class ReadApart(ConstructorError):
 
 
 def _with_kubectl_scalars(base: type[Any]) -> type[Any]:
-    """`base` with go-yaml's booleans and numbers."""
+    """`base` with go-yaml's booleans, numbers and tags."""
 
     class KubectlScalars(base):  # type: ignore[misc]
         # A safe loader's constructors are SafeConstructor's: KubectlConstructor's are those
@@ -161,6 +194,14 @@ def _with_kubectl_scalars(base: type[Any]) -> type[Any]:
         bool_values = KubectlConstructor.bool_values
         yaml_implicit_resolvers = KubectlResolver.yaml_implicit_resolvers
         yaml_constructors = KubectlConstructor.yaml_constructors
+
+        def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+            # A collection's tag (`!!set`, `!!omap`, `!anything`) changes nothing to go-yaml.
+            if type(node) is yaml.MappingNode:
+                node.tag = MAP_TAG
+            elif type(node) is yaml.SequenceNode:
+                node.tag = SEQ_TAG
+            return super().construct_object(node, deep)
 
     return KubectlScalars
 
