@@ -1169,3 +1169,49 @@ def test_a_broken_value_in_a_json_stream_is_reported_and_the_others_judged(
     assert outcome.status == 2
     assert [r["name"] for r in outcome.results] == ["good"]
     assert "pods.json#1 (line 3): not valid JSON: Expecting value" in outcome.err
+
+
+def test_names_and_keys_nested_past_the_stack_are_judged_not_a_traceback(
+    evaluate: Evaluate, write: Callable[[str, str], Path]
+) -> None:
+    """The API server would refuse such names; judged here without one, in the namespace
+    given, rather than overflowing the stack in `str`."""
+    deep = "[" * 1000 + "]" * 1000
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "NAME", "namespace": "NAME"},
+        "spec": {
+            "containers": [{"name": "c", "image": "x", "securityContext": {"privileged": True}}]
+        },
+    }
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "viewer"},
+        "aggregationRule": {
+            "clusterRoleSelectors": [{"matchExpressions": [{"key": "NAME", "operator": "Exists"}]}]
+        },
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "NAME"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "viewer",
+        },
+        "subjects": [{"kind": "Group", "name": "team"}],
+    }
+    files = [
+        write(f"{number}.json", json.dumps(obj).replace('"NAME"', deep))
+        for number, obj in enumerate((pod, role, binding))
+    ]
+    outcome = evaluate(*files)
+    assert outcome.err == ""
+    assert outcome.status == 1
+    judged = {result["kind"]: result for result in outcome.results}
+    assert (judged["Pod"]["namespace"], judged["Pod"]["name"]) == ("default", "")
+    assert judged["Pod"]["allowed"] is False
+    assert judged["ClusterRoleBinding"]["allowed"] is True

@@ -175,6 +175,29 @@ def test_deeply_nested_json_is_a_400_and_the_server_stays_up(client: httpx.Clien
     assert client.get("/healthz").status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/validate", "/mutate"])
+def test_a_name_and_namespace_nested_a_thousand_deep_get_an_answer_not_a_500(
+    client: httpx.Client, path: str
+) -> None:
+    """Within the JSON reader's depth limit, yet past Python's stack for `str`."""
+    deep = b"[" * 1000 + b"]" * 1000
+    privileged = json.dumps(pod(privileged=True)["spec"]).encode()
+    obj = b'{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": %s, "namespace": %s}, '
+    obj += b'"spec": %s}'
+    request = review(pod(), namespace="")
+    body = (
+        json.dumps(request)
+        .encode()
+        .replace(json.dumps(request["request"]["object"]).encode(), obj % (deep, deep, privileged))
+    )
+    reply = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert reply.status_code == 200, reply.text
+    answer = reply.json()["response"]
+    assert answer["uid"] == request["request"]["uid"]
+    if path == "/validate":
+        assert answer["allowed"] is False
+
+
 def test_unknown_paths_and_methods_answer_json_errors(client: httpx.Client) -> None:
     """404 and 405 come back as JSON errors like every other client error."""
     assert client.get("/nope").json() == {"error": "Not Found"}

@@ -21,7 +21,7 @@ from webhook.mutation.pod_defaults import PodDefaults
 from webhook.policies.ingress_tls import IngressTLS
 from webhook.policies.pod_security import PodSecurity
 from webhook.policies.rbac_binding import RbacBinding
-from webhook.request import Request
+from webhook.request import Request, as_text
 from webhook.verdict import (
     Mutation,
     NoRoles,
@@ -64,9 +64,9 @@ def _identity(request: Request, obj: Object) -> tuple[str, str]:
     metadata: Any = obj.get("metadata")
     if not isinstance(metadata, dict):
         metadata = {}
-    namespace = request.namespace or metadata.get("namespace") or ""
-    name = metadata.get("name") or request.name or metadata.get("generateName") or ""
-    return str(namespace), str(name)
+    namespace = request.namespace or as_text(metadata.get("namespace"))
+    name = as_text(metadata.get("name")) or request.name or as_text(metadata.get("generateName"))
+    return namespace, name
 
 
 def _context(request: Request, settings: Settings, roles: RoleSource) -> tuple[PolicyContext, str]:

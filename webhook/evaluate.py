@@ -38,6 +38,7 @@ from webhook.request import (
     PlainRequest,
     PlainResource,
     PlainUser,
+    as_text,
 )
 from webhook.verdict import Object, RoleSource, Verdict
 from webhook.yaml_native import native_reader
@@ -147,7 +148,7 @@ def admission_request(
     if not isinstance(metadata, dict):
         metadata = {}
     given = metadata.get("namespace")
-    target = "" if kind in CLUSTER_SCOPED else str(given or namespace)
+    target = "" if kind in CLUSTER_SCOPED else as_text(given) or namespace
     if (given or "") != target:
         metadata = {**metadata, "namespace": target} if target else _without_namespace(metadata)
         obj = {**obj, "metadata": metadata}
@@ -158,7 +159,7 @@ def admission_request(
         kind=versioned_kind,
         resource=resource,
         sub_resource="",
-        name=str(metadata.get("name") or ""),
+        name=as_text(metadata.get("name")),
         namespace=target,
         operation=operation,
         user_info=_DRY_RUN_USER,

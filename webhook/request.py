@@ -18,6 +18,18 @@ DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
 
 
+def as_text(value: Any) -> str:
+    """A name, namespace or key read from an object, as text: a string as it is, another
+    scalar as `str` writes it, and "" for null, a mapping or a list. The API server sends
+    none of the last two where a name belongs, and `str` of one nested a thousand deep
+    overflows the stack."""
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, (dict, list)):
+        return ""
+    return str(value)
+
+
 class Kind(Protocol):
     @property
     def group(self) -> str: ...

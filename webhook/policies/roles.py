@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from webhook.request import as_text
 from webhook.verdict import Object
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
@@ -38,7 +39,7 @@ def selects(selector: Object, labels: Mapping[str, Any]) -> bool:
             return False
     for item in selector.get("matchExpressions") or []:
         expression = _mapping(item)
-        key, operator = str(expression.get("key")), expression.get("operator")
+        key, operator = as_text(expression.get("key")), expression.get("operator")
         values = expression.get("values") or []
         present = key in labels
         if operator == "In" and not (present and labels[key] in values):
@@ -82,13 +83,13 @@ class InputRoles:
             kind = obj.get("kind")
             group = str(obj.get("apiVersion") or "").rpartition("/")[0]
             metadata = _mapping(obj.get("metadata"))
-            name = str(metadata.get("name") or "")
+            name = as_text(metadata.get("name"))
             if kind not in ROLE_KINDS or group != RBAC_GROUP or not name:
                 continue
             if kind == "ClusterRole":
                 cluster_roles[name] = obj
             else:
-                roles[("Role", str(metadata.get("namespace") or namespace), name)] = _rules(obj)
+                roles[("Role", as_text(metadata.get("namespace")) or namespace, name)] = _rules(obj)
 
         for name in cluster_roles:
             roles[("ClusterRole", "", name)] = _aggregated(name, cluster_roles, frozenset())
