@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -569,6 +570,37 @@ def test_sigterm_to_the_supervisor_alone_while_workers_start_exits_zero(tmp_path
         pid = json.loads(line)["pid"]
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_workers_whose_supervisor_is_killed_drain_and_free_the_port(tmp_path: Path) -> None:
+    """SIGKILL leaves the supervisor no time to stop them; they notice and stop themselves."""
+    server = LiveServer(tmp_path, "--workers", "2")
+    try:
+        server.wait_ready()
+        pids: set[int] = set()
+        deadline = time.monotonic() + 20  # the second worker may still be starting
+        while len(pids) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            pids = {
+                json.loads(line)["pid"]
+                for line in server.log().splitlines()
+                if '"listening"' in line
+            }
+        assert len(pids) == 2
+        server.process.kill()
+        server.process.wait(10)
+        deadline = time.monotonic() + 15
+        while pids and time.monotonic() < deadline:
+            time.sleep(0.1)
+            pids = {pid for pid in pids if Path(f"/proc/{pid}").exists()}
+        assert pids == set(), server.log()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # workers left behind by a failure
+            os.killpg(server.process.pid, signal.SIGKILL)
+        server.terminate()
+    assert server.log().count('"supervisor_gone"') == 2
 
 
 def test_a_busy_port_is_one_clear_error_with_status_2(tmp_path: Path) -> None:

@@ -103,11 +103,17 @@ class _DrainingServer(uvicorn.Server):
     the worker would never drain. The drain is logged from the event loop instead.
     """
 
-    def __init__(self, config: uvicorn.Config, state: ServerState) -> None:
+    def __init__(
+        self, config: uvicorn.Config, state: ServerState, supervisor: int | None = None
+    ) -> None:
         super().__init__(config)
         self.bulwark_state = state
         self.stop_signal: int | None = None
         self.stop_requested_at = 0.0
+        # The pid of the `--workers` process that started this one. Killed with SIGKILL,
+        # it cannot stop its workers, which would serve on, holding the port, with nobody
+        # to restart them; a worker drains when it finds itself another parent's child.
+        self.supervisor = supervisor
 
     def request_stop(self, sig: int) -> None:
         """Mark the worker draining; the event loop does the rest. Safe in a signal handler.
@@ -127,6 +133,10 @@ class _DrainingServer(uvicorn.Server):
         self.request_stop(sig)
 
     async def on_tick(self, counter: int) -> bool:
+        orphaned = self.supervisor is not None and os.getppid() != self.supervisor
+        if orphaned and self.stop_signal is None:
+            log.warning("supervisor_gone", supervisor=self.supervisor)
+            self.request_stop(signal.SIGTERM)
         if self.stop_signal is not None and not self.should_exit:
             lame = time.monotonic() - self.stop_requested_at < LAME_DUCK_SECONDS
             if not lame or not self.server_state.connections:
@@ -230,7 +240,7 @@ def _bind(options: ServeOptions) -> socket.socket:
     return sock
 
 
-def _worker_server(options: ServeOptions) -> _DrainingServer:
+def _worker_server(options: ServeOptions, supervisor: int | None = None) -> _DrainingServer:
     """A worker's server, already stopping cleanly on SIGTERM or SIGINT.
 
     The stop handler is installed before uvicorn's own, so a signal that lands while the
@@ -239,7 +249,7 @@ def _worker_server(options: ServeOptions) -> _DrainingServer:
     were read, was held by `hold_stop_signals` and is applied here.
     """
     _, config, state = build_worker(options)
-    server = _DrainingServer(config, state)
+    server = _DrainingServer(config, state, supervisor)
     for signum in _install_stop_handlers(server.request_stop):
         server.request_stop(signum)  # one that came while the worker was being built
     return server
@@ -267,10 +277,10 @@ def settle_heap() -> None:
     gc.set_threshold(YOUNG_GENERATION_THRESHOLD, middle, oldest)
 
 
-def _run_worker(options: ServeOptions, sock: socket.socket) -> None:
+def _run_worker(options: ServeOptions, sock: socket.socket, supervisor: int | None = None) -> None:
     hold_stop_signals()  # a worker process starts afresh, with the default dispositions
     logs.configure_logging(options.log_level)
-    server = _worker_server(options)
+    server = _worker_server(options, supervisor)
     settle_heap()
     port = sock.getsockname()[1]  # with --port 0, the one the system chose
     log.info("listening", host=options.host, port=port, pid=os.getpid())
@@ -327,7 +337,9 @@ def _supervise(options: ServeOptions, sock: socket.socket) -> int:
         stopping = True  # the loop below does the rest, with the whole list of workers
 
     def start() -> Any:
-        process = context.Process(target=_run_worker, args=(options, sock), daemon=False)
+        process = context.Process(
+            target=_run_worker, args=(options, sock, os.getpid()), daemon=False
+        )
         process.start()
         return process
 
