@@ -23,6 +23,7 @@ from webhook import evaluate as evaluation
 from webhook import manifests_io
 from webhook.app import ServerState, create_app
 from webhook.config import Settings
+from webhook.errors import BulwarkError
 from webhook.evaluate import admission_request, resource_for, run_cli
 from webhook.review import AdmissionRequest
 from webhook.verdict import Verdict
@@ -553,6 +554,20 @@ def test_the_operation_is_read_in_any_case_as_the_endpoint_reads_it(
         assert main(["evaluate", "--operation", operation, "--output", "json", path]) == 0
         mutated[operation] = orjson.loads(capsys.readouterr().out)["summary"]["mutated"]
     assert mutated == {"create": 1, "update": 0, "UPDATE": 0}
+
+
+@pytest.mark.parametrize(
+    ("named", "value"), [("operation", "X" * 10_000), ("namespace", "it's" + "-a" * 5000)]
+)
+def test_a_long_wrong_operation_or_namespace_is_shown_cut_short(named: str, value: str) -> None:
+    from webhook.evaluate import namespace_named, operation_named
+
+    read = operation_named if named == "operation" else namespace_named
+    with pytest.raises(BulwarkError) as refused:
+        read(value)
+    message = str(refused.value)
+    assert len(message) < 200
+    assert message.endswith(("...'", '..."'))
 
 
 # --- bad input ----------------------------------------------------------------------------

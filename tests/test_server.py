@@ -205,6 +205,32 @@ def test_unknown_paths_and_methods_answer_json_errors(client: httpx.Client) -> N
     wrong = client.get("/validate")
     assert wrong.status_code == 405
     assert "error" in wrong.json()
+    slashed = client.post("/validate/", json=review(pod()), headers={"host": "elsewhere.example"})
+    assert (slashed.status_code, slashed.json()) == (404, {"error": "Not Found"})
+    assert "location" not in slashed.headers
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"content-length: abc\r\n\r\n{}",
+        b"content-length: 2\r\ncontent-length: 3\r\n\r\n{}",
+        b"content-length: 2\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        b"transfer-encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    ],
+)
+def test_a_request_that_is_not_valid_http_gets_a_json_400(
+    server: LiveServer, framing: bytes
+) -> None:
+    with _tls_connection(server) as connection:
+        connection.sendall(b"POST /validate HTTP/1.1\r\nhost: x\r\n" + framing)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), answer
+    assert b"content-type: application/json" in head.lower()
+    assert "not a valid HTTP/1.1 request" in json.loads(body)["error"]
 
 
 def test_mutate_carries_a_base64_json_patch_only_when_there_is_one(client: httpx.Client) -> None:

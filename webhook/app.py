@@ -344,5 +344,7 @@ def create_app(state: ServerState, *, extra_routes: list[Route] | None = None) -
         *(extra_routes or []),
     ]
     app = _WebhookApp(lanes=lanes, routes=routes, exception_handlers=ERROR_HANDLERS)
+    # `/validate/` is a 404, not a redirect to a Location built from the client's Host.
+    app.router.redirect_slashes = False
     app.state.bulwark = state
     return app

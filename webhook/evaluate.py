@@ -98,7 +98,7 @@ def operation_named(value: str) -> Operation:
     for operation in OPERATIONS:
         if value.upper() == operation:
             return operation
-    raise BulwarkError(f"the operation must be CREATE or UPDATE, not {value!r}")
+    raise BulwarkError(f"the operation must be CREATE or UPDATE, not {_shown(value)}")
 
 
 def namespace_named(value: str) -> str:
@@ -106,9 +106,15 @@ def namespace_named(value: str) -> str:
     if not DNS_LABEL.fullmatch(value):
         raise BulwarkError(
             "the namespace must be a namespace's name (lower-case letters, digits and '-', "
-            f"at most 63), not {printable(repr(value))}"
+            f"at most 63), not {_shown(value)}"
         )
     return value
+
+
+def _shown(value: str) -> str:
+    """A value given on the command line or in a query, quoted, escaped and cut short."""
+    shown = printable(repr(value[:60]))
+    return shown if len(value) <= 60 else shown[:-1] + "..." + shown[-1]
 
 
 def resource_for(kind: str) -> str:

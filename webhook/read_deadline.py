@@ -23,6 +23,10 @@ partly read) is given `FIRST_REQUEST_SECONDS` more; its answer says `Connection:
 as every answer does while the server drains, and uvicorn closes it after that. A
 kept-alive connection that has been answered and is idle is closed at once, as before.
 
+Bytes that are not HTTP (a bad Content-Length, both it and chunked encoding, a broken
+chunk) get a JSON error, like every other error Bulwark answers, instead of uvicorn's
+plain text.
+
 The event loop also gives a peer `SHUTDOWN_SECONDS` to answer the TLS close of a
 connection (its default, 30 s, held a drain that long for each idle kept-alive client
 that never answers it, as most HTTP client libraries' idle pooled connections do not).
@@ -51,6 +55,10 @@ DEFAULT_READ_SECONDS = 10.0
 HANDSHAKE_SECONDS = 10.0
 # How long a TLS close waits for the peer's close_notify before the connection is dropped.
 SHUTDOWN_SECONDS = 2.0
+INVALID_HTTP = (
+    b'{"error": "not a valid HTTP/1.1 request: check its request line, its headers, and '
+    b'that its body is as long as its Content-Length says or well chunked, not both"}'
+)
 # How long, once the server stops, a connection that has not had a request answered yet
 # waits for one before it is closed (it holds the drain that long at most).
 FIRST_REQUEST_SECONDS = 2.0
@@ -100,6 +108,18 @@ class ReadDeadlineProtocol(HttpToolsProtocol):
         if self._late_shutdown is not None:
             self._late_shutdown.cancel()
         super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request its parser refused (`msg` says only that), in JSON."""
+        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        for name, value in self.server_state.default_headers:
+            head += [name, b": ", value, b"\r\n"]
+        head.append(
+            b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+            % len(INVALID_HTTP)
+        )
+        self.transport.write(b"".join(head) + INVALID_HTTP)
+        self.transport.close()
 
     def shutdown(self) -> None:
         """Called by uvicorn when the server stops: close this connection unless a request
