@@ -90,9 +90,6 @@ class PlainReview:
 
 
 _OPERATIONS: tuple[Operation, ...] = get_args(Operation)
-# pydantic also takes the models' Python names for the aliased fields; such a review is
-# left to it, so that which of two spellings wins is pydantic's call alone.
-_PYTHON_NAMES = frozenset({"sub_resource", "user_info", "old_object", "dry_run"})
 _ABSENT: Any = object()
 
 
@@ -123,7 +120,9 @@ def decode_review(body: bytes) -> Review:
     if plain is not None:
         return plain
     try:
-        return AdmissionReview.model_validate_json(body)
+        # The wire's names only: a hand-made `sub_resource: status` is an unknown field,
+        # ignored as the API server ignores one, not a status write to wave through.
+        return AdmissionReview.model_validate_json(body, by_alias=True, by_name=False)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
@@ -141,9 +140,7 @@ def plain_review(data: Any) -> PlainReview | None:
         return None
     api_version = data.get("apiVersion")
     request = data.get("request")
-    if api_version not in API_VERSIONS or "api_version" in data or type(request) is not dict:
-        return None
-    if not _PYTHON_NAMES.isdisjoint(request):
+    if api_version not in API_VERSIONS or type(request) is not dict:
         return None
     uid, operation = request.get("uid"), request.get("operation")
     if type(uid) is not str or not uid or operation not in _OPERATIONS:
