@@ -22,6 +22,7 @@ from webhook.config import load_settings
 from webhook.errors import ConfigError
 from webhook.evaluate import run_cli
 from webhook.manifests_io import _loader
+from webhook.yaml_compat import ReadApart
 
 PRIVILEGED_THEN_NOT = """\
 apiVersion: v1
@@ -418,3 +419,62 @@ def test_the_configuration_file_keeps_pyyaml_tags(tmp_path: Path) -> None:
     config.write_text("podSecurity: !custom {defaultLevel: baseline}\n")
     with pytest.raises(ConfigError):
         load_settings(str(config))
+
+
+POD_HEAD = "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("\ufeff" + POD_HEAD + "  hostPID: true\n", None),  # the one kubectl drops
+        ("\ufeff\ufeff\ufeff" + POD_HEAD.replace("\n", "\n ") + "\nxhostPID: true}\n", 1),
+        ("\ufeff\ufeff" + POD_HEAD + "  sspec: {hostPID: true}\n", 1),
+        (POD_HEAD + "  \ufeffhostPID: true\n", 5),
+        (POD_HEAD + '  hostname: "a\ufeffb"\n', 5),
+    ],
+)
+def test_a_byte_order_mark_past_the_start_is_refused_where_go_yaml_misreads_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, line: int | None
+) -> None:
+    """go-yaml v2, meeting a byte-order mark at its buffer's start, drops the first
+    character of the lines after it: `xhostPID: true` reaches the cluster as `hostPID`."""
+    status = evaluate_text(tmp_path, text + "  containers: [{name: c, image: x}]\n")
+    err = capsys.readouterr().err
+    if line is None:
+        assert status == 1  # read, and hostPID denied
+        return
+    assert status == 2
+    assert f"pod.yaml (line {line}): refused: a byte-order mark (U+FEFF)" in err
+
+
+@pytest.mark.parametrize(
+    "value", ["! null", "!<!> null", "! ~", "! 'null'", "&h ! null", "! true", "! {a: b}"]
+)
+def test_a_value_tagged_with_a_bare_exclamation_mark_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    """go-yaml reads `host: ! null` as the text "null" (a probe on another host), libyaml
+    as null (no host): the document is refused, naming the line."""
+    pod = (
+        POD_HEAD + "  containers:\n  - name: c\n    image: x\n    livenessProbe:\n"
+        f"      httpGet:\n        port: 80\n        host: {value}\n"
+    )
+    assert evaluate_text(tmp_path, pod) == 2
+    assert "pod.yaml#0 (line 11): refused: the tag ! alone" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ['"wow ! great"', "wow ! great", "'!'", "a!b"])
+def test_an_exclamation_mark_inside_a_value_is_only_text(value: str) -> None:
+    assert load(f"a: {value}")["a"] == value.strip("'\"")
+
+
+def test_a_merge_tag_on_another_key_is_that_key_as_go_yaml_reads_it() -> None:
+    assert load("a: {!!merge foo: {hostPID: true}}")["a"] == {"foo": {"hostPID": True}}
+
+
+def test_an_alias_of_a_merge_key_is_refused() -> None:
+    """go-yaml reads `*m :` as the key "<<"; PyYAML would merge through it."""
+    text = "a: {&m <<: {x: 1}}\nb: {*m : {hostPID: true}}\n"
+    with pytest.raises(ReadApart, match="an alias of a merge key"):
+        load(text)

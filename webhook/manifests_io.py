@@ -41,6 +41,10 @@ MAX_EXPANDED_NODES = 1_000_000
 # that a large file is still judged a few documents at a time.
 BATCH_DOCUMENTS = 32
 STDIN = "-"
+STRAY_BYTE_ORDER_MARK = (
+    "refused: a byte-order mark (U+FEFF) past the start of the text, which kubectl's reader "
+    'misreads the lines around; remove it, or write it as "\\ufeff" inside a quoted string'
+)
 
 # A `---` line; the text is searched with a line break in front, so that one at the very
 # start is found too (a literal prefix keeps the search fast on large files).
@@ -198,6 +202,12 @@ def read_bytes(name: str, data: bytes, *, json: bool = False) -> Iterator[Item]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         yield Problem(name, name, data.count(b"\n", 0, error.start) + 1, "not UTF-8 text")
+        return
+    stray = text.find("\ufeff")
+    if stray >= 0:
+        # kubectl drops the first; past it, go-yaml v2 loses the first character of lines
+        # (`xhostPID:` reads as `hostPID:`), where libyaml and rapidyaml lose none.
+        yield Problem(name, name, text.count("\n", 0, stray) + 1, STRAY_BYTE_ORDER_MARK)
         return
     yield from read_yaml(name, text)
 
@@ -384,12 +394,14 @@ def _slow(name: str, chunk: str, offset: int, index: int) -> tuple[list[Item], i
     """The objects of one chunk read by libyaml, and how many documents it held."""
     import yaml  # loaded when first needed: it costs a tenth of the start-up
 
-    from webhook.yaml_compat import ReadApart
+    from webhook.yaml_compat import ReadApart, refuse_non_specific_tags
 
     items: list[Item] = []
     start = index
     loader = _loader()(chunk)
     try:
+        if "!" in chunk:
+            refuse_non_specific_tags(chunk)
         while loader.check_node():
             node = loader.get_node()
             if "&" in chunk:

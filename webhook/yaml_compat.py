@@ -27,7 +27,13 @@ follow go-yaml where PyYAML parts from it:
   their tag: `securityContext: !!set {privileged: true}` is privileged to kubectl, where
   PyYAML makes a set of it (and of `!!omap` and `!!pairs`, lists of pairs). A scalar's
   `!!binary` is its decoded text (`!!binary aG9zdE5ldHdvcms=:` is the key `hostNetwork`);
-  a scalar with a tag go-yaml does not know (`!foo true`) is its text.
+  a scalar with a tag go-yaml does not know (`!foo true`) is its text. The tag `!` alone
+  makes a value text to go-yaml whatever it looks like (`! null` is "null"), where
+  libyaml reads the value by its look; a document with one is refused
+  (`refuse_non_specific_tags`).
+- **Merge keys are `<<` written as a key**, as go-yaml has them: `!!merge foo:` is the key
+  "foo", and an alias of a `<<` key (`*m :`), the key "<<" to go-yaml and a merge to
+  PyYAML, is refused.
 
 Left as PyYAML reads them, because no check depends on them: dates (a date here, a string
 to kubectl), and keys such as `y:`, which are the boolean True here and the string "true"
@@ -182,7 +188,22 @@ CONSTRUCTOR = KubectlConstructor()
 
 
 class ReadApart(ConstructorError):
-    """Valid YAML that kubectl's reader and the YAML merge type read apart: refused."""
+    """Valid YAML that kubectl's reader and the exact readers would read apart: refused."""
+
+
+def refuse_non_specific_tags(text: str) -> None:
+    """Raise `ReadApart` at the first value of `text` tagged `!` alone (see the module)."""
+    tokens = yaml.scan(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    for token in tokens:
+        if isinstance(token, yaml.TagToken) and token.value == (None, "!"):
+            raise ReadApart(
+                None,
+                None,
+                "the tag ! alone makes the value after it text to kubectl's reader, whatever "
+                "it looks like (! null is the text null), and YAML reads it by its look; "
+                "quote the value instead",
+                token.start_mark,
+            )
 
 
 def _with_kubectl_scalars(base: type[Any]) -> type[Any]:
@@ -226,12 +247,14 @@ def kubectl_loader(base: type[Any], *, kubectl_scalars: bool = True) -> type[Any
             # kept so that its id cannot be another node's while the entry lives: one
             # document's entries are dropped when it is built (see `construct_document`).
             self._flattened: dict[int, tuple[yaml.Node, list[Pair] | _Flattening]] = {}
+            self._merge_keys: dict[int, yaml.Node] = {}  # id -> a `<<` key node met so far
 
         def construct_document(self, node: yaml.Node) -> Any:
             try:
                 return super().construct_document(node)
             finally:
                 self._flattened.clear()
+                self._merge_keys.clear()
 
         def flatten_mapping(self, node: yaml.MappingNode) -> None:
             node.value = self._pairs(node)
@@ -257,12 +280,15 @@ def kubectl_loader(base: type[Any], *, kubectl_scalars: bool = True) -> type[Any
             merged: list[yaml.MappingNode] = []  # the earlier wins, by the merge type
             in_order: list[list[Pair]] = []  # what go-yaml sets, in the order it sets it
             for key, value in node.value:
+                if key.tag == MERGE_TAG and key.value != "<<":  # `!!merge foo:` is "foo"
+                    key.tag = STR_TAG
                 if key.tag != MERGE_TAG:
                     if key.tag == VALUE_TAG:  # `=` as a key is the string "="
                         key.tag = STR_TAG
                     own.append((key, value))
                     in_order.append([(key, value)])
                     continue
+                self._refuse_aliased_merge_key(key)
                 mappings = self._mappings_to_merge(node, value)
                 merged.extend(mappings)
                 in_order.extend(self._pairs(mapping) for mapping in reversed(mappings))
@@ -271,6 +297,19 @@ def kubectl_loader(base: type[Any], *, kubectl_scalars: bool = True) -> type[Any
             pairs = self._winners(own, merged) + own
             _refuse_disagreement(node, pairs, in_order)
             return pairs
+
+        def _refuse_aliased_merge_key(self, key: yaml.Node) -> None:
+            """A `<<` key met twice is one written once and used again through an alias,
+            which go-yaml reads as the key "<<" and PyYAML as a merge."""
+            if id(key) in self._merge_keys:
+                raise ReadApart(
+                    None,
+                    None,
+                    "an alias of a merge key (<<) is the key '<<' to kubectl's reader and a "
+                    "merge to YAML; write <<: out instead",
+                    key.start_mark,
+                )
+            self._merge_keys[id(key)] = key
 
         def _mappings_to_merge(
             self, node: yaml.MappingNode, value: yaml.Node
