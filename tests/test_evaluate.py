@@ -1230,3 +1230,77 @@ def test_names_and_keys_nested_past_the_stack_are_judged_not_a_traceback(
     assert (judged["Pod"]["namespace"], judged["Pod"]["name"]) == ("default", "")
     assert judged["Pod"]["allowed"] is False
     assert judged["ClusterRoleBinding"]["allowed"] is True
+
+
+PRIVILEGED_ITEM = (
+    "- metadata: {name: evil}\n  spec: {hostPID: true, containers: [{name: c, image: x}]}\n"
+)
+
+
+@pytest.mark.parametrize("outer", ["Pod", "ConfigMap", "Namespace"])
+def test_any_object_with_items_has_its_items_judged_as_kubectl_applies_them(
+    evaluate: Evaluate, write: Callable[[str, str], Path], outer: str
+) -> None:
+    """kubectl decodes every object with `items` as a list and applies the items, an item
+    without kind and apiVersion taking the object's; other tools apply the object. Both
+    are judged."""
+    text = f"apiVersion: v1\nkind: {outer}\nmetadata: {{name: ok}}\nitems:\n" + PRIVILEGED_ITEM
+    path = write("listed.yaml", text)
+    outcome = evaluate(path)
+    assert outcome.sources == [f"{path}#0", f"{path}#0.items[0]"]
+    outer_result, item = outcome.results
+    assert (outer_result["kind"], outer_result["name"], outer_result["allowed"]) == (
+        outer,
+        "ok",
+        True,
+    )
+    assert (item["kind"], item["name"], item["line"]) == (outer, "evil", 5)
+    assert item["allowed"] is (outer != "Pod")
+    assert outcome.status == (1 if outer == "Pod" else 0)
+
+
+def test_a_json_deployment_with_a_pod_among_its_items_is_denied_for_the_pod(
+    evaluate: Evaluate, write: Callable[[str, str], Path]
+) -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "evil"},
+        "spec": {
+            "containers": [{"name": "c", "image": "x", "securityContext": {"privileged": True}}]
+        },
+    }
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}}
+    outcome = evaluate(write("d.json", json.dumps({**deployment, "items": [pod]})))
+    assert outcome.status == 1
+    assert [(r["kind"], r["allowed"]) for r in outcome.results] == [
+        ("Deployment", True),
+        ("Pod", False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("items", "kinds"),
+    [
+        pytest.param("null", ["Pod"], id="null-items-leave-the-object"),
+        pytest.param("[]", ["Pod"], id="no-items-leave-the-object"),
+        pytest.param(
+            "[{apiVersion: v1, kind: List, items: [{kind: Pod}]}]", ["Pod", "List"], id="one-level"
+        ),
+    ],
+)
+def test_items_are_opened_one_level_deep_and_only_when_there_are_some(
+    evaluate: Evaluate, write: Callable[[str, str], Path], items: str, kinds: list[str]
+) -> None:
+    text = f"apiVersion: v1\nkind: Pod\nmetadata: {{name: ok}}\nitems: {items}\n"
+    assert [r["kind"] for r in evaluate(write("p.yaml", text)).results] == kinds
+
+
+def test_a_typed_list_item_with_a_kind_but_no_api_version_is_a_problem_as_in_kubectl(
+    evaluate: Evaluate, write: Callable[[str, str], Path]
+) -> None:
+    """apimachinery fills in kind and apiVersion only where an item has neither."""
+    text = "apiVersion: v1\nkind: PodList\nitems:\n- {kind: Pod, metadata: {name: a}}\n"
+    outcome = evaluate(write("l.yaml", text))
+    assert outcome.status == 2
+    assert "l.yaml#0.items[0] (line 4): not a Kubernetes object: no apiVersion" in outcome.err

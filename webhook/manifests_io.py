@@ -499,9 +499,16 @@ def _first_line(node: yaml.Node) -> int:
 
 
 def _objects(
-    name: str, source: str, line: int, body: Any, item_lines: Callable[[], list[int]]
+    name: str,
+    source: str,
+    line: int,
+    body: Any,
+    item_lines: Callable[[], list[int]],
+    *,
+    an_item: bool = False,
 ) -> Iterator[Item]:
-    """The object in one document, or its items when it is a List; nothing when empty."""
+    """The object in one document, or its items when it is a List; nothing when empty. An
+    item is only ever itself: kubectl opens one level of items, not the items' items."""
     if body is None:
         return
     if not isinstance(body, dict):
@@ -516,13 +523,32 @@ def _objects(
     elif not kind or not isinstance(kind, str):
         problem = _not_a_name("kind", kind, "Deployment")
         yield Problem(name, source, line, f"not a Kubernetes object: {problem}")
-    elif kind.endswith("List") and isinstance(body.get("items"), list):
-        yield from _items(name, source, line, body, item_lines())
-    elif kind.endswith("List") and body.get("items") is not None:
-        problem = f"a {kind} whose items is {value_kind(body['items'])}, not a list"
-        yield Problem(name, source, line, problem)
+    elif "items" in body and not an_item:
+        yield from _listed(name, source, line, body, item_lines)
     else:
         yield Document(name, source, line, body)
+
+
+def _listed(
+    name: str, source: str, line: int, body: dict[str, Any], item_lines: Callable[[], list[int]]
+) -> Iterator[Item]:
+    """The objects of a document with `items`, whatever its kind.
+
+    kubectl applies the items of every object that has an `items` key (apimachinery decodes
+    it as a list) and never the object itself: a Pod with a privileged pod among its items
+    creates that pod. Tools that read the object as it is (Argo CD, the API server) apply
+    the object and drop `items`. So a `...List` gives its items, and any other object
+    itself and then its items: each reader's objects are judged.
+    """
+    kind, items = body["kind"], body["items"]
+    if items is not None and not isinstance(items, list):
+        problem = f"a {kind} whose items is {value_kind(items)}, not a list"
+        yield Problem(name, source, line, problem)
+        return
+    if not kind.endswith("List"):
+        yield Document(name, source, line, body)
+    if items:
+        yield from _items(name, source, line, body, item_lines())
 
 
 def _not_a_name(field: str, value: Any, example: str) -> str:
@@ -535,30 +561,38 @@ def _not_a_name(field: str, value: Any, example: str) -> str:
 
 
 def _plain_object(body: Any) -> bool:
-    """Whether `_objects` would give `body` as it is: an object that is not a List."""
-    if type(body) is not dict:
+    """Whether `_objects` would give `body` as it is, alone: an object without `items`."""
+    if type(body) is not dict or "items" in body:
         return False
     api_version, kind = body.get("apiVersion"), body.get("kind")
     return (
-        bool(api_version)
-        and isinstance(api_version, str)
-        and bool(kind)
-        and isinstance(kind, str)
-        and not kind.endswith("List")
+        bool(api_version) and isinstance(api_version, str) and bool(kind) and isinstance(kind, str)
     )
 
 
 def _items(
     name: str, source: str, line: int, body: dict[str, Any], lines: list[int]
 ) -> Iterator[Item]:
-    # A typed list (PodList) may leave apiVersion and kind out of its items.
-    kind = body["kind"]
-    defaults = {} if kind == "List" else {"apiVersion": body["apiVersion"], "kind": kind[:-4]}
+    # A typed list (PodList) may leave apiVersion and kind out of its items: an item with
+    # neither gets the list's apiVersion and its kind less `List`, as kubectl gives them.
+    defaults = {"apiVersion": body["apiVersion"], "kind": body["kind"].removesuffix("List")}
     for position, value in enumerate(body["items"]):
-        item = {**defaults, **value} if isinstance(value, dict) and defaults else value
+        item = value
+        if (
+            isinstance(value, dict)
+            and not _named(value, "kind")
+            and not _named(value, "apiVersion")
+        ):
+            item = {**value, **defaults}
         item_line = lines[position] if position < len(lines) else line
         item_source = f"{source}.items[{position}]"
-        yield from _objects(name, item_source, item_line, item, list)
+        yield from _objects(name, item_source, item_line, item, list, an_item=True)
+
+
+def _named(obj: dict[str, Any], field: str) -> bool:
+    """Whether `obj` has text in `field`, as apimachinery's GetKind and GetAPIVersion see it."""
+    value = obj.get(field)
+    return isinstance(value, str) and value != ""
 
 
 def _item_lines(text: str | bytes, offset: int) -> list[int]:
