@@ -199,6 +199,8 @@ def test_client_config_names_the_service_on_port_443(config_index: int, path: st
     [
         pytest.param("https://bulwark.example:8443", id="bare"),
         pytest.param("https://bulwark.example:8443/", id="trailing-slash"),
+        pytest.param("https://[fd00::1]:8443", id="ipv6"),
+        pytest.param("https://10.0.0.1:8443", id="ipv4"),
     ],
 )
 def test_url_replaces_the_service_reference(url: str) -> None:
@@ -206,7 +208,7 @@ def test_url_replaces_the_service_reference(url: str) -> None:
     configurations = build(url=url)
     for config, path in zip(configurations, ("/validate", "/mutate"), strict=True):
         for hook in config["webhooks"]:
-            assert hook["clientConfig"] == {"url": f"https://bulwark.example:8443{path}"}
+            assert hook["clientConfig"] == {"url": url.rstrip("/") + path}
 
 
 @pytest.mark.parametrize(
@@ -217,6 +219,10 @@ def test_url_replaces_the_service_reference(url: str) -> None:
         pytest.param("https://bulwark.example/?x=1", id="query"),
         pytest.param("https://user:pw@bulwark.example", id="user-info"),
         pytest.param("https://bulwark.example#frag", id="fragment"),
+        pytest.param("https://exa mple/", id="space-in-the-host"),
+        pytest.param("https://bulwark_example/", id="underscore-in-the-host"),
+        pytest.param("https://bulwark.example:99999/", id="port-out-of-range"),
+        pytest.param("https://bulwark.example:8443/a b", id="space-in-the-path"),
     ],
 )
 def test_url_the_api_server_would_refuse_is_a_usage_error(url: str) -> None:

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import base64
 import copy
+import ipaddress
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,11 +180,25 @@ def build_configurations(
     return copy.deepcopy(configurations)
 
 
+# A DNS name: labels of letters, digits and '-', joined by dots.
+_DNS_NAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.?")
+
+
 def _check_url(url: str) -> None:
     # The API server accepts only https URLs without user info, query or fragment.
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
         raise BulwarkError(f"--url must be an https:// URL with a host, not {url!r}")
+    if not _DNS_NAME.fullmatch(parts.hostname) and not _is_ip_address(parts.hostname):
+        raise BulwarkError(f"--url must name a DNS name or an IP address as its host: {url!r}")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked for it
+    except ValueError:
+        raise BulwarkError(
+            f"--url has a port that is not a number from 0 to 65535: {url!r}"
+        ) from None
+    if any(character.isspace() or not character.isprintable() for character in url):
+        raise BulwarkError(f"--url must not hold spaces or control characters: {url!r}")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise BulwarkError(f"--url must have no user, query or fragment: {url!r}")
     if parts.path.rstrip("/").endswith(("/validate", "/mutate")):
@@ -190,6 +206,14 @@ def _check_url(url: str) -> None:
             f"--url is the base URL; /validate and /mutate are added to it: drop the path "
             f"of {url!r}"
         )
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def read_ca_bundle(path: str | None) -> bytes | None:
