@@ -1106,22 +1106,26 @@ def test_the_evaluate_endpoint_refuses_an_oversized_body(client: Client) -> None
 def test_large_bodies_are_judged_in_a_worker_thread_with_the_same_answer(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Bodies above the inline limit go to the thread pool and get the same report."""
+    """Bodies above the inline limit are judged off the event loop's thread, alike."""
+    import threading
+
     from webhook import app
 
-    calls: list[object] = []
-    real = app.run_in_threadpool
+    threads: list[int] = []
+    real = app.evaluate_body
 
-    async def spy(function: Callable[[], bytes]) -> bytes:
-        calls.append(function)
-        return await real(function)
+    def spy(*args: Any, **kwargs: Any) -> bytes:
+        threads.append(threading.get_ident())
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(app, "run_in_threadpool", spy)
-    body = "---\n".join(POD.format(name=f"p{n}") for n in range(200)).encode()
-    assert len(body) > app.EVALUATE_INLINE_BYTES
-    response = client.post("/evaluate", content=body)
-    assert response.json()["summary"]["objects"] == 200
-    assert len(calls) == 1
+    monkeypatch.setattr(app, "evaluate_body", spy)
+    small = POD.format(name="p").encode()
+    large = "---\n".join(POD.format(name=f"p{n}") for n in range(200)).encode()
+    assert len(small) <= app.EVALUATE_INLINE_BYTES < len(large)
+    assert client.post("/evaluate", content=small).json()["summary"]["objects"] == 1
+    assert client.post("/evaluate", content=large).json()["summary"]["objects"] == 200
+    inline, in_a_worker = threads
+    assert inline != in_a_worker
 
 
 def test_the_evaluate_endpoint_uses_input_roles_then_the_cluster_roles() -> None:
@@ -1284,9 +1288,6 @@ def test_a_json_deployment_with_a_pod_among_its_items_is_denied_for_the_pod(
     [
         pytest.param("null", ["Pod"], id="null-items-leave-the-object"),
         pytest.param("[]", ["Pod"], id="no-items-leave-the-object"),
-        pytest.param(
-            "[{apiVersion: v1, kind: List, items: [{kind: Pod}]}]", ["Pod", "List"], id="one-level"
-        ),
     ],
 )
 def test_items_are_opened_one_level_deep_and_only_when_there_are_some(
@@ -1304,3 +1305,57 @@ def test_a_typed_list_item_with_a_kind_but_no_api_version_is_a_problem_as_in_kub
     outcome = evaluate(write("l.yaml", text))
     assert outcome.status == 2
     assert "l.yaml#0.items[0] (line 4): not a Kubernetes object: no apiVersion" in outcome.err
+
+
+def test_the_evaluate_endpoint_judges_at_most_a_bounded_number_of_objects() -> None:
+    """Each result is kept until the report is written: a body of thousands of tiny items
+    is refused with a 413 that says what to do, not judged into the server's memory."""
+    from webhook.evaluate import MAX_REQUEST_OBJECTS
+
+    client = Client(ServerState(settings=Settings()))
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
+    for count, status in ((MAX_REQUEST_OBJECTS, 200), (MAX_REQUEST_OBJECTS + 1, 413)):
+        body = orjson.dumps({"apiVersion": "v1", "kind": "List", "items": [config_map] * count})
+        answer = client.post(
+            "/evaluate", content=body, headers={"content-type": "application/json"}
+        )
+        assert answer.status_code == status
+    assert f"more than {MAX_REQUEST_OBJECTS:,} objects in one request" in answer.json()["error"]
+
+
+def test_the_evaluate_endpoint_has_a_body_limit_below_the_admission_one() -> None:
+    from webhook.app import EVALUATE_MAX_BODY_BYTES
+
+    client = Client(ServerState(settings=Settings(), max_body_bytes=8 * 1024 * 1024))
+    body = b"# padding\n" * (EVALUATE_MAX_BODY_BYTES // 10 + 1)
+    answer = client.post("/evaluate", content=body, headers={"content-type": "application/yaml"})
+    assert answer.status_code == 413
+    assert f"the limit is {EVALUATE_MAX_BODY_BYTES}" in answer.json()["error"]
+
+
+def test_the_items_of_a_long_list_share_its_line_instead_of_a_second_read(
+    evaluate: Evaluate, write: Callable[[str, str], Path]
+) -> None:
+    from webhook.manifests_io import MAX_ITEMS_WITH_LINES
+
+    item = "- {apiVersion: v1, kind: ConfigMap, metadata: {name: c}}\n"
+    for count, second_line in ((2, 6), (MAX_ITEMS_WITH_LINES + 1, 2)):
+        text = "# a list\napiVersion: v1\nkind: List\nitems:\n" + item * count
+        results = evaluate(write("long.yaml", text)).results
+        assert len(results) == count
+        assert results[1]["line"] == second_line
+
+
+def test_a_list_among_a_lists_items_is_a_problem_as_kubectl_refuses_it(
+    evaluate: Evaluate, write: Callable[[str, str], Path]
+) -> None:
+    """kubectl opens one level of items and fails on an item that has items of its own."""
+    text = (
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: PodList\n  items:\n"
+        + PRIVILEGED_ITEM.replace("- ", "  - ").replace("\n  spec", "\n    spec")
+    )
+    outcome = evaluate(write("nested.yaml", text))
+    assert outcome.status == 2
+    assert "nested.yaml#0.items[0] (line 4): a PodList with items inside a list's items" in (
+        outcome.err
+    )

@@ -475,6 +475,50 @@ def test_a_connection_accepted_before_the_listener_closes_has_its_request_answer
     assert json.loads(reply)["response"]["allowed"] is False
 
 
+def test_a_connection_whose_handshake_ends_late_in_a_drain_waits_no_longer_than_the_others(
+    tmp_path: Path,
+) -> None:
+    """A TCP connection accepted before the stop finishes its TLS handshake after uvicorn
+    has asked its connections to shut down: it gets the same wait for a first request,
+    not the whole read deadline, which would hold the drain."""
+    from webhook.read_deadline import FIRST_REQUEST_SECONDS
+    from webhook.server import SETTLE_SECONDS
+
+    server = LiveServer(tmp_path, "--request-read-seconds", "20")
+    server.wait_ready()
+    context = ssl.create_default_context(cafile=server.ca)
+    with (
+        _tls_connection(server),  # idle: it keeps the server waiting while B is late
+        socket.create_connection(("127.0.0.1", server.port)) as raw,
+    ):
+        os.kill(server.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while '"draining"' not in server.log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(SETTLE_SECONDS + 0.5)  # uvicorn's pass over its connections is over
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as connection:
+            handshaken = time.monotonic()
+            connection.settimeout(15)
+            assert connection.recv(1) == b""  # closed by the server, unasked
+            waited = time.monotonic() - handshaken
+    assert server.process.wait(15) == 0
+    assert waited < FIRST_REQUEST_SECONDS + 2, waited
+
+
+def test_a_websocket_upgrade_is_an_ordinary_request_with_a_json_answer(server: LiveServer) -> None:
+    with _tls_connection(server) as connection:
+        connection.sendall(
+            b"GET /validate HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\n"
+            b"sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        answer = b""
+        while b"}" not in answer and (chunk := connection.recv(65536)):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 405 "), answer
+    assert "error" in json.loads(body)
+
+
 _SIGTERM_BEFORE_SERVING = """
 import signal, sys
 from webhook.server import ServeOptions, hold_stop_signals, serve
@@ -770,10 +814,12 @@ def test_a_pipelined_request_waiting_behind_a_slow_answer_keeps_its_connection(
     """A request pipelined behind one that takes longer to answer than the read deadline,
     and sent only in part until that answer comes, is not cut off for the wait: both are
     answered."""
+    from webhook.evaluate import MAX_REQUEST_OBJECTS
+
     manifests = "---\n".join(
         f"apiVersion: v1\nkind: Pod\nmetadata: {{name: p{n}}}\n"
         "spec:\n  containers:\n  - name: c\n    image: x\n"
-        for n in range(6000)
+        for n in range(MAX_REQUEST_OBJECTS)  # about a third of a second to judge
     ).encode()
     slow = (
         b"POST /evaluate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/yaml\r\n"
@@ -783,7 +829,7 @@ def test_a_pipelined_request_waiting_behind_a_slow_answer_keeps_its_connection(
         b"POST /evaluate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
         b"Content-Length: 2\r\n\r\n{}"
     )
-    with live_server(tmp_path, "--request-read-seconds", "0.2", "--drain-seconds", "1") as server:
+    with live_server(tmp_path, "--request-read-seconds", "0.1", "--drain-seconds", "1") as server:
         connection = _tls_connection(server)
         connection.settimeout(20)
         reader = connection.makefile("rb")
@@ -793,7 +839,7 @@ def test_a_pipelined_request_waiting_behind_a_slow_answer_keeps_its_connection(
         second = _read_response(reader)
         connection.close()
     assert first[0] == 200
-    assert b'"objects":6000' in first[1]
+    assert b'"objects":%d' % MAX_REQUEST_OBJECTS in first[1]
     assert second[0] == 400
     assert b"no apiVersion" in second[1]
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import anyio
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -28,7 +29,7 @@ from webhook import logs
 from webhook.admission import mutate, validate
 from webhook.config import Settings
 from webhook.errors import BadReview, BulwarkError
-from webhook.evaluate import evaluate_body
+from webhook.evaluate import TooManyObjects, evaluate_body
 from webhook.metrics import Metrics
 from webhook.podspec import POD_CARRYING_KINDS
 from webhook.review import Review, decode_review, dump_json, encode_response
@@ -58,6 +59,8 @@ class ServerState:
     certificate_ok: Callable[[], bool] = lambda: True
     roles_synced: Callable[[], bool] = lambda: True
     draining: bool = False
+    # `POST /evaluate` bodies judged in a thread: one at a time.
+    evaluations: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
 
 
 def _json(status: int, body: dict[str, Any]) -> Response:
@@ -237,6 +240,10 @@ EVALUATE_TYPES = {
 # meanwhile are not held up behind them. Measured: 16 KiB of manifests take about 3 ms
 # to judge, 64 KiB about 12 ms; the hop to a thread costs about 0.2 ms.
 EVALUATE_INLINE_BYTES = 16 * 1024
+# A `POST /evaluate` body's limit, below the admission one: reading manifests takes far more
+# memory than their text (PyYAML's nodes, for the documents libyaml reads, take over a
+# hundred times their size), and only one request is judged at a time (see `evaluate`).
+EVALUATE_MAX_BODY_BYTES = 2 * 1024 * 1024
 
 
 async def evaluate(request: Request) -> Response:
@@ -247,7 +254,8 @@ async def evaluate(request: Request) -> Response:
     if media_type not in EVALUATE_TYPES:
         raise HTTPException(415, f"expected YAML or JSON manifests, got {content_type!r}")
     declared = request.headers.get("content-length")
-    body = await receive_body(request.receive, declared, state.max_body_bytes)
+    limit = min(state.max_body_bytes, EVALUATE_MAX_BODY_BYTES)
+    body = await receive_body(request.receive, declared, limit)
     judge = partial(
         evaluate_body,
         body,
@@ -257,7 +265,10 @@ async def evaluate(request: Request) -> Response:
         json=EVALUATE_TYPES[media_type],
         cluster_roles=state.roles,
     )
-    report = judge() if len(body) <= EVALUATE_INLINE_BYTES else await run_in_threadpool(judge)
+    if len(body) <= EVALUATE_INLINE_BYTES:
+        report = judge()
+    else:  # one at a time, in a thread: its memory is bounded, and admissions go on
+        report = await anyio.to_thread.run_sync(judge, limiter=state.evaluations)
     return Response(report, media_type="application/json")
 
 
@@ -293,6 +304,10 @@ async def _bad_review(request: Request, error: Exception) -> Response:
     return error_response(400, str(error))
 
 
+async def _too_many_objects(request: Request, error: Exception) -> Response:
+    return error_response(413, str(error))
+
+
 async def _unexpected(request: Request, error: Exception) -> Response:
     # Reached only by a bug outside the policies (those are caught by the engine).
     log.error("request_failed", path=request.url.path, exc_info=error)
@@ -302,6 +317,7 @@ async def _unexpected(request: Request, error: Exception) -> Response:
 ERROR_HANDLERS: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
     HTTPException: _http_error,
     BadReview: _bad_review,
+    TooManyObjects: _too_many_objects,
     BulwarkError: _bad_review,
     Exception: _unexpected,
 }

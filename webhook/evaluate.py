@@ -22,6 +22,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import islice
 from typing import Any
 
 from webhook import report
@@ -44,6 +45,15 @@ from webhook.verdict import Object, RoleSource, Verdict
 from webhook.yaml_native import native_reader
 
 EXIT_ADMITTED, EXIT_DENIED, EXIT_BAD_INPUT = 0, 1, 2
+# What one `POST /evaluate` may ask the server to judge: each result or problem is kept
+# until the report is written, and a body of empty items (`[{},{},...]`) is 3 bytes an
+# item, so 8 MiB of them made the server take 1.5 GB. The command line has no such limit.
+MAX_REQUEST_OBJECTS = 5_000
+
+
+class TooManyObjects(ManifestError):
+    """A request to judge more objects than one request may hold."""
+
 
 # The plural resource names of the kinds Bulwark judges, and of common neighbours.
 RESOURCES = {
@@ -302,9 +312,16 @@ def evaluate_body(
     json: bool = False,
     cluster_roles: RoleSource | None = None,
 ) -> bytes:
-    """The JSON report on one HTTP body (sources `request#N`); ManifestError if unreadable."""
+    """The JSON report on one HTTP body (sources `request#N`); ManifestError if unreadable,
+    TooManyObjects past `MAX_REQUEST_OBJECTS`."""
     judged_in, judged_as = namespace_named(namespace), operation_named(operation)
-    documents, problems = _split(read_bytes("request", body, json=json))
+    items = islice(read_bytes("request", body, json=json), MAX_REQUEST_OBJECTS + 1)
+    documents, problems = _split(items)
+    if len(documents) + len(problems) > MAX_REQUEST_OBJECTS:
+        raise TooManyObjects(
+            f"more than {MAX_REQUEST_OBJECTS:,} objects in one request; send them in smaller "
+            "requests, or run bulwark evaluate where they are"
+        )
     if problems:
         raise ManifestError("; ".join(str(problem) for problem in problems))
     results = judge(

@@ -41,6 +41,7 @@ MAX_EXPANDED_NODES = 1_000_000
 # that a large file is still judged a few documents at a time.
 BATCH_DOCUMENTS = 32
 STDIN = "-"
+MAX_ITEMS_WITH_LINES = 2_000
 STRAY_BYTE_ORDER_MARK = (
     "refused: a byte-order mark (U+FEFF) past the start of the text, which kubectl's reader "
     'misreads the lines around; remove it, or write it as "\\ufeff" inside a quoted string'
@@ -508,7 +509,8 @@ def _objects(
     an_item: bool = False,
 ) -> Iterator[Item]:
     """The object in one document, or its items when it is a List; nothing when empty. An
-    item is only ever itself: kubectl opens one level of items, not the items' items."""
+    item that is itself a list is a problem: kubectl opens one level of items only, and
+    fails on an item with items of its own."""
     if body is None:
         return
     if not isinstance(body, dict):
@@ -525,6 +527,12 @@ def _objects(
         yield Problem(name, source, line, f"not a Kubernetes object: {problem}")
     elif "items" in body and not an_item:
         yield from _listed(name, source, line, body, item_lines)
+    elif an_item and isinstance(body.get("items"), list):
+        problem = (
+            f"a {kind} with items inside a list's items, which kubectl refuses to apply "
+            "(no Items field in this object); put its items in the outer list"
+        )
+        yield Problem(name, source, line, problem)
     else:
         yield Document(name, source, line, body)
 
@@ -548,7 +556,10 @@ def _listed(
     if not kind.endswith("List"):
         yield Document(name, source, line, body)
     if items:
-        yield from _items(name, source, line, body, item_lines())
+        # Finding each item's line means reading the text again with PyYAML, whose nodes
+        # take a hundred times the text's size: a long list's items share its line.
+        lines = item_lines() if len(items) <= MAX_ITEMS_WITH_LINES else []
+        yield from _items(name, source, line, body, lines)
 
 
 def _not_a_name(field: str, value: Any, example: str) -> str:

@@ -64,6 +64,17 @@ INVALID_HTTP = (
 FIRST_REQUEST_SECONDS = 2.0
 
 
+_stopping = False  # see `server_stopping`
+
+
+def server_stopping() -> None:
+    """Note that the server has begun to stop. uvicorn asks the connections it knows to
+    shut down once; one whose TLS handshake ends later is asked here, as it is made, and
+    gets the same wait for its first request instead of the whole read deadline."""
+    global _stopping  # noqa: PLW0603 - one server a process
+    _stopping = True
+
+
 class ReadDeadlineProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, closing connections whose request is not read in time."""
 
@@ -79,6 +90,8 @@ class ReadDeadlineProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
+        if _stopping:  # its TLS handshake ended after uvicorn's pass over the connections
+            self.shutdown()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -122,10 +135,13 @@ class ReadDeadlineProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def shutdown(self) -> None:
-        """Called by uvicorn when the server stops: close this connection unless a request
-        is being answered on it, or its first request may be on its way (see above)."""
+        """Called by uvicorn when the server stops, and for a connection made after that:
+        close it unless a request is being answered on it, or its first request may be on
+        its way (see above)."""
+        if self._late_shutdown is not None:
+            return  # called twice (see `server_stopping`): its wait is already set
         awaited = self.cycle is None and (self._reading or not self._answered)
-        if awaited and self._late_shutdown is None and not self.transport.is_closing():
+        if awaited and not self.transport.is_closing():
             self._late_shutdown = self.loop.call_later(FIRST_REQUEST_SECONDS, super().shutdown)
             return
         super().shutdown()

@@ -27,7 +27,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from webhook import logs
+from webhook import logs, read_deadline
 from webhook.app import DEFAULT_MAX_BODY_BYTES, ServerState, create_app
 from webhook.certs import ensure_serving_pair, service_hosts
 from webhook.config import load_settings
@@ -50,6 +50,7 @@ UVICORN_OPTIONS: dict[str, Any] = {
     # The API server calls the webhook directly; no proxy's X-Forwarded-* is to be believed.
     "proxy_headers": False,
     "timeout_keep_alive": 30,  # the API server reuses connections; don't make it redial
+    "ws": "none",  # no WebSocket upgrades: an Upgrade request is an ordinary request
 }
 
 
@@ -151,6 +152,7 @@ class _DrainingServer(uvicorn.Server):
             for sock in sockets or []:
                 sock.close()
             await asyncio.sleep(SETTLE_SECONDS)
+        read_deadline.server_stopping()
         await super().shutdown(sockets)
 
 
