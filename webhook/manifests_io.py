@@ -544,9 +544,10 @@ def _listed(
 
     kubectl applies the items of every object that has an `items` key (apimachinery decodes
     it as a list) and never the object itself: a Pod with a privileged pod among its items
-    creates that pod. Tools that read the object as it is (Argo CD, the API server) apply
-    the object and drop `items`. So a `...List` gives its items, and any other object
-    itself and then its items: each reader's objects are judged.
+    creates that pod. The API server, sent the object itself (as a tool that decodes it
+    as one object sends it), creates the object and drops `items`. So a `...List` gives
+    its items, and any other object itself and then its items: each reader's objects are
+    judged.
     """
     kind, items = body["kind"], body["items"]
     if items is not None and not isinstance(items, list):
