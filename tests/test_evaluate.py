@@ -1359,3 +1359,12 @@ def test_a_list_among_a_lists_items_is_a_problem_as_kubectl_refuses_it(
     assert "nested.yaml#0.items[0] (line 4): a PodList with items inside a list's items" in (
         outcome.err
     )
+
+
+def test_a_kind_nested_past_the_stack_is_a_problem_quoted_without_a_traceback(
+    evaluate: Evaluate, write: Callable[[str, str], Path]
+) -> None:
+    deep = "[" * 1000 + "]" * 1000
+    outcome = evaluate(write("deep.json", '{"apiVersion": "v1", "kind": ' + deep + "}"))
+    assert outcome.status == 2
+    assert "its kind is a list (nested too deeply to show)" in outcome.err

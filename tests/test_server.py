@@ -567,19 +567,24 @@ def test_two_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
             with server.client() as http:  # a new connection each time, spread over workers
                 answer = _response(http, "/validate", review(pod(privileged=True)))
                 assert answer["response"]["allowed"] is False  # type: ignore[index]
-        pids: set[int] = set()
-        deadline = time.monotonic() + 20  # the second worker may still be starting
-        while len(pids) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-            pids = {
-                json.loads(line)["pid"]
-                for line in server.log().splitlines()
-                if '"listening"' in line
-            }
+        pids = _listening_workers(server, 2)
         assert len(pids) == 2
     finally:
         status = server.terminate()
     assert status == 0
+
+
+def _listening_workers(server: LiveServer, count: int) -> set[int]:
+    """The pids of the workers that have logged `listening`, once `count` have (or 20 s
+    have passed: the last may still be starting)."""
+    pids: set[int] = set()
+    deadline = time.monotonic() + 20
+    while len(pids) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+        pids = {
+            json.loads(line)["pid"] for line in server.log().splitlines() if '"listening"' in line
+        }
+    return pids
 
 
 _STOPPED_WHILE_STARTING = """
@@ -647,15 +652,7 @@ def test_workers_whose_supervisor_is_killed_drain_and_free_the_port(tmp_path: Pa
     server = LiveServer(tmp_path, "--workers", "2")
     try:
         server.wait_ready()
-        pids: set[int] = set()
-        deadline = time.monotonic() + 20  # the second worker may still be starting
-        while len(pids) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-            pids = {
-                json.loads(line)["pid"]
-                for line in server.log().splitlines()
-                if '"listening"' in line
-            }
+        pids = _listening_workers(server, 2)
         assert len(pids) == 2
         server.process.kill()
         server.process.wait(10)

@@ -90,6 +90,20 @@ _UNPRINTABLE = re.compile(
 )
 
 
+def quoted(value: Any, most: int) -> str:
+    """`value` as Python writes it (text in quotes), escaped and cut to about `most`
+    characters: for a message that quotes input, which may be long or nested past the
+    stack's depth."""
+    if isinstance(value, str):
+        shown = repr(value[:most])
+        return printable(shown if len(value) <= most else shown[:-1] + "..." + shown[-1])
+    try:
+        shown = repr(value)
+    except RecursionError:
+        return "nested too deeply to show"
+    return printable(shown if len(shown) <= most else shown[: most - 3] + "...")
+
+
 def printable(text: str, *, keep_line_breaks: bool = False) -> str:
     """`text` with each control character written as its escape: `\\u001b` for ESC.
 

@@ -28,7 +28,7 @@ from typing import Any
 from webhook import report
 from webhook.admission import mutate, validate
 from webhook.config import Settings, load_settings
-from webhook.errors import BulwarkError, ManifestError, printable
+from webhook.errors import BulwarkError, ManifestError, printable, quoted
 from webhook.manifests_io import Document, Problem, read_bytes, read_paths
 from webhook.policies.rbac_binding import BINDING_KINDS
 from webhook.policies.roles import ROLE_KINDS, InputRoles
@@ -108,7 +108,7 @@ def operation_named(value: str) -> Operation:
     for operation in OPERATIONS:
         if value.upper() == operation:
             return operation
-    raise BulwarkError(f"the operation must be CREATE or UPDATE, not {_shown(value)}")
+    raise BulwarkError(f"the operation must be CREATE or UPDATE, not {quoted(value, 60)}")
 
 
 def namespace_named(value: str) -> str:
@@ -116,15 +116,9 @@ def namespace_named(value: str) -> str:
     if not DNS_LABEL.fullmatch(value):
         raise BulwarkError(
             "the namespace must be a namespace's name (lower-case letters, digits and '-', "
-            f"at most 63), not {_shown(value)}"
+            f"at most 63), not {quoted(value, 60)}"
         )
     return value
-
-
-def _shown(value: str) -> str:
-    """A value given on the command line or in a query, quoted, escaped and cut short."""
-    shown = printable(repr(value[:60]))
-    return shown if len(value) <= 60 else shown[:-1] + "..." + shown[-1]
 
 
 def resource_for(kind: str) -> str:

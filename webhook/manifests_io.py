@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from webhook import yaml_native
-from webhook.errors import UNBUILDABLE, unbuildable_value, value_kind
+from webhook.errors import UNBUILDABLE, quoted, unbuildable_value, value_kind
 from webhook.yaml_declined import UNSUPPORTED_CHARACTERS, Unsupported
 
 if TYPE_CHECKING:
@@ -567,9 +567,7 @@ def _not_a_name(field: str, value: Any, example: str) -> str:
     """What is wrong with an apiVersion or kind that is missing, empty or not text."""
     if value is None or value == "":
         return f"no {field}"
-    shown = repr(value)
-    shown = shown if len(shown) <= 40 else shown[:37] + "..."
-    return f"its {field} is {value_kind(value)} ({shown}), not text such as {example}"
+    return f"its {field} is {value_kind(value)} ({quoted(value, 40)}), not text such as {example}"
 
 
 def _plain_object(body: Any) -> bool:
